@@ -1,0 +1,3 @@
+from sdstudio.app import main
+
+raise SystemExit(main())
