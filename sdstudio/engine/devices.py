@@ -1,0 +1,53 @@
+"""Which device and number format a model runs in: CUDA fp16, then MPS fp16, then CPU fp32.
+
+torch is imported inside the functions so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+DTYPE_NAMES = {"float16": "float16", "fp16": "float16", "half": "float16",
+               "bfloat16": "bfloat16", "bf16": "bfloat16",
+               "float32": "float32", "fp32": "float32", "float": "float32", "full": "float32"}
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """The requested device, or the best one present: CUDA, then Apple MPS, then CPU."""
+    import torch
+
+    if requested:
+        try:
+            device = torch.device(requested)
+        except RuntimeError as exc:
+            raise ValueError(f"unknown device {requested!r} (use cuda, mps or cpu)") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for, but no CUDA GPU is available")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("device 'mps' was asked for, but Apple MPS is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtype:
+    """The requested dtype, or half precision on a GPU (CUDA, MPS) and float32 on the CPU.
+
+    Half precision on the CPU is slow and poorly supported, so it is only used when asked for.
+    A VAE that overflows in fp16 (SDXL's) is kept safe by diffusers itself through the VAE
+    config's `force_upcast`, so one dtype for the whole model is enough here.
+    """
+    import torch
+
+    if requested:
+        name = DTYPE_NAMES.get(requested.lower())
+        if name is None:
+            raise ValueError(f"unknown dtype {requested!r} (use float16, bfloat16 or float32)")
+        return getattr(torch, name)
+    return torch.float32 if device.type == "cpu" else torch.float16
