@@ -51,3 +51,13 @@ def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtyp
             raise ValueError(f"unknown dtype {requested!r} (use float16, bfloat16 or float32)")
         return getattr(torch, name)
     return torch.float32 if device.type == "cpu" else torch.float16
+
+
+def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """The dtype keyword for diffusers' loaders: `dtype` since 0.42 (`torch_dtype` warns there),
+    `torch_dtype` before."""
+    import diffusers
+    from packaging.version import Version
+
+    name = "dtype" if Version(diffusers.__version__).release >= (0, 42) else "torch_dtype"
+    return {name: dtype}

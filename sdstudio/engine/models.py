@@ -110,12 +110,19 @@ class LoadedModel:
     dtype: torch.dtype
     base: DiffusionPipeline
     _pipelines: dict[Mode, DiffusionPipeline] = field(default_factory=dict, repr=False)
+    _scheduler_config: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        # Snapshot now: callers replace pipe.scheduler per job, and the base pipeline is one of them.
+        self._scheduler_config = dict(self.base.scheduler.config)
 
     def pipeline(self, mode: Mode) -> DiffusionPipeline:
         """The pipeline for `mode`, sharing this model's components; built on first use, cached.
 
         The scheduler object is shared too: set `pipe.scheduler` per job (see schedulers.py).
         """
+        from sdstudio.engine.devices import dtype_kwarg
+
         mode = Mode(mode)
         if self.info.inpaint_unet:
             mode = Mode.INPAINT
@@ -127,7 +134,7 @@ class LoadedModel:
             else:
                 # from_pipe casts every component to `torch_dtype` (float32 when not given), in
                 # place: without it an fp16 model would silently turn fp32 (diffusers #12754).
-                pipe = cls.from_pipe(self.base, torch_dtype=self.dtype)
+                pipe = cls.from_pipe(self.base, **dtype_kwarg(self.dtype))
             pipe.set_progress_bar_config(disable=True)
             self._pipelines[mode] = pipe
         return pipe
@@ -167,7 +174,7 @@ class LoadedModel:
     @property
     def base_scheduler_config(self) -> dict[str, Any]:
         """The scheduler config the model came with (betas, prediction type, ...)."""
-        return dict(self.base.scheduler.config)
+        return dict(self._scheduler_config)
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -269,11 +276,13 @@ def folder_family(folder: Path) -> tuple[str, bool]:
 
 
 def _load_folder(folder: Path, dtype: torch.dtype, report: Progress):
+    from sdstudio.engine.devices import dtype_kwarg
+
     report(f"Reading {folder.name}", 0.05)
     family, inpaint = folder_family(folder)
     cls = _pipeline_classes(family)[Mode.INPAINT if inpaint else Mode.TXT2IMG]
     report(f"Loading weights of {folder.name}", 0.1)
-    kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    kwargs: dict[str, Any] = dtype_kwarg(dtype)
     if family != "sdxl":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
