@@ -1,0 +1,156 @@
+"""Running one GenerationRequest on a LoadedModel, in the engine's worker thread.
+
+How each mode picks its pipeline (see LoadedModel.pipeline):
+- regular 4-channel model: txt2img -> the text-to-image pipeline, img2img -> the image-to-image
+  pipeline, inpaint -> the inpaint pipeline (which blends the known latents back in at every
+  step for a 4-channel UNet), all sharing one set of weights;
+- dedicated 9-channel inpainting model: the inpaint pipeline for every mode, with
+  `LoadedModel.stand_in_inputs` (whole image masked) for txt2img and img2img.
+A fresh scheduler is built for every job from the sampler name, so no state leaks between jobs.
+
+Cancelling raises `JobInterrupted` out of `callback_on_step_end`: the pipeline stops at once
+and its half-noisy latents are never decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sdstudio.engine import params
+from sdstudio.engine.images import InputError, PasteBack, PreparedInputs, check_output
+from sdstudio.engine.request import Event, Finished, GenerationRequest, Mode, Step
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from sdstudio.engine.models import LoadedModel
+    from sdstudio.engine.preview import LatentPreview
+
+MAX_SEED = 2**32 - 1
+
+
+class JobInterrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised from the step callback when the job was cancelled."""
+
+
+@dataclass
+class GenerationPlan:
+    """A request bound to a pipeline: the call arguments, the step total and the seeds."""
+
+    request: GenerationRequest  # with the size actually used (snapped to 8)
+    pipe: Any
+    call_kwargs: dict[str, Any]
+    steps_per_batch: int
+    seeds: list[int]
+    paste_back: PasteBack | None
+
+    @property
+    def total(self) -> int:
+        return self.steps_per_batch * self.request.batch_count
+
+
+def plan_generation(model: LoadedModel, request: GenerationRequest, prepared: PreparedInputs) -> GenerationPlan:
+    """Pick the pipeline and scheduler, build the call arguments and count the steps.
+    Raises InputError for an unknown sampler or a strength too low to leave any step."""
+    from sdstudio.engine.schedulers import make_scheduler
+
+    request = dataclasses.replace(request, width=prepared.width, height=prepared.height)
+    pipe = model.pipeline(request.mode)
+    try:
+        pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    kwargs = _call_kwargs(model, pipe, request, prepared)
+    steps = count_steps(pipe, request.steps, kwargs.get("strength"), model.device)
+    if steps < 1:
+        raise InputError(
+            f"Denoising strength {request.strength} with {request.steps} steps leaves no step to run: "
+            "raise the strength or the steps."
+        )
+    first = request.seed if request.seed >= 0 else random.randrange(MAX_SEED)
+    seeds = [first + k for k in range(request.batch_size * request.batch_count)]
+    return GenerationPlan(request, pipe, kwargs, steps, seeds, prepared.paste_back)
+
+
+def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prepared: PreparedInputs) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "num_inference_steps": request.steps,
+        "guidance_scale": request.cfg_scale,
+        "num_images_per_prompt": request.batch_size,
+        # float pixels, so NaN from an overflowing VAE is still visible to check_output
+        "output_type": "np",
+    }
+    if request.mode is not Mode.TXT2IMG:
+        kwargs["strength"] = request.strength
+        kwargs["image"] = prepared.init_image
+    if request.mode is Mode.INPAINT:
+        kwargs["mask_image"] = prepared.mask
+    kwargs.update(model.stand_in_inputs(request.mode, request.width, request.height, prepared.init_image))
+    # The inpaint pipeline would otherwise default to the UNet's native size, not the image's.
+    if "height" in inspect.signature(pipe.__call__).parameters:
+        kwargs["height"], kwargs["width"] = request.height, request.width
+    return kwargs
+
+
+def count_steps(pipe: Any, steps: int, strength: float | None, device: Any) -> int:
+    """How many times the pipeline will call `callback_on_step_end`: once per timestep, which
+    second-order samplers (Heun, DPM2) nearly double and img2img strength cuts, computed by the
+    pipeline's own logic on the job's scheduler (the pipeline sets the timesteps again itself)."""
+    pipe.scheduler.set_timesteps(steps, device=device)
+    if strength is None:
+        return len(pipe.scheduler.timesteps)
+    timesteps, _ = pipe.get_timesteps(steps, strength, device)
+    return len(timesteps)
+
+
+def run_generation(
+    model: LoadedModel,
+    plan: GenerationPlan,
+    emit: Callable[[Event], None],
+    cancelled: Callable[[], bool],
+    previewer: LatentPreview | None,
+) -> Finished:
+    """Run every batch of `plan`, emitting one Step per callback. Raises JobInterrupted when
+    `cancelled()` turns true, BadOutputError for NaN/black pictures."""
+    import numpy as np
+    import torch
+    from PIL import Image as PILImage
+
+    from sdstudio.engine.preview import X0Capture
+
+    request = plan.request
+    capture = X0Capture(plan.pipe.scheduler)
+    done = 0
+
+    def on_step(pipe: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        nonlocal done
+        if cancelled():
+            raise JobInterrupted
+        done += 1
+        preview = previewer.image(capture.latest(tensors["latents"])) if previewer else None
+        emit(Step(done, plan.total, preview))
+        return {}
+
+    images: list[Image] = []
+    for start in range(0, len(plan.seeds), request.batch_size):
+        if cancelled():
+            raise JobInterrupted
+        seeds = plan.seeds[start : start + request.batch_size]
+        # One CPU generator per image: image k depends on its own seed only, and the same seed
+        # gives the same starting noise on every device.
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        with torch.inference_mode():
+            pixels = plan.pipe(**plan.call_kwargs, generator=generators, callback_on_step_end=on_step).images
+        check_output(pixels)
+        for array in pixels:
+            image = PILImage.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
+            images.append(plan.paste_back.apply(image) if plan.paste_back else image)
+    infos = tuple(params.request_infotext(request, seed, model.info) for seed in plan.seeds)
+    return Finished(images=tuple(images), seeds=tuple(plan.seeds), infos=infos)

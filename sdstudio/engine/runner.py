@@ -1,0 +1,308 @@
+"""The engine: one worker thread that owns every pipeline, fed by a FIFO job queue.
+
+`submit()` and `load_model()` return a Job at once; the job's events go to its callback, called
+from the worker thread (the window hops back to its own loop with `call_soon_threadsafe`).
+The one exception: cancelling a job that has not started yet delivers its `Cancelled` at once,
+from the thread that cancelled it, so the queue the person sees changes immediately.
+
+Importing this module does not import torch or diffusers: the worker does, on its first job.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import logging
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sdstudio.engine.images import BadOutputError, InputError, prepare_inputs
+from sdstudio.engine.request import (
+    TERMINAL_EVENTS,
+    Cancelled,
+    ErrorKind,
+    Event,
+    Failed,
+    Finished,
+    GenerationRequest,
+    ModelInfo,
+    ModelLoaded,
+    ModelLoading,
+    ModelRef,
+    Notice,
+    Started,
+)
+
+if TYPE_CHECKING:
+    from sdstudio.engine.models import LoadedModel
+    from sdstudio.engine.preview import LatentPreview
+
+log = logging.getLogger(__name__)
+Callback = Callable[[Event], None]
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+_FINAL_STATES = {Finished: JobState.DONE, Failed: JobState.FAILED, Cancelled: JobState.CANCELLED}
+
+
+class Job:
+    """A handle on one queued generation (`request`) or model load (`request` None, `model_ref`)."""
+
+    def __init__(self, job_id: int, request: GenerationRequest | None, model_ref: ModelRef, callback: Callback) -> None:
+        self.id = job_id
+        self.request = request
+        self.model_ref = model_ref
+        self.state = JobState.PENDING
+        self._callback = callback
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job's last event was delivered; False on timeout."""
+        return self._done.wait(timeout)
+
+    def __repr__(self) -> str:
+        kind = "load" if self.request is None else self.request.mode.value
+        return f"<Job {self.id} {kind} {self.state.value}>"
+
+
+class Engine:
+    """Runs generation and model-load jobs one at a time, in submission order.
+
+    `device` and `dtype` are the defaults for models whose ModelRef leaves them unset.
+    """
+
+    def __init__(self, device: str | None = None, dtype: str | None = None) -> None:
+        self._device = device
+        self._dtype = dtype
+        self._lock = threading.Condition()
+        self._queue: deque[Job] = deque()
+        self._running: Job | None = None
+        self._closed = False
+        self._ids = itertools.count(1)
+        self._model: LoadedModel | None = None  # touched by the worker thread only
+        self._previewer: LatentPreview | None = None
+        self._model_info: ModelInfo | None = None
+        self._thread = threading.Thread(target=self._work, name="sdstudio-engine", daemon=True)
+        self._thread.start()
+
+    # ---- public API (any thread) --------------------------------------------------------
+
+    def submit(self, request: GenerationRequest, callback: Callback) -> Job:
+        return self._enqueue(request, request.model, callback)
+
+    def load_model(self, ref: ModelRef, callback: Callback) -> Job:
+        return self._enqueue(None, ref, callback)
+
+    def cancel(self, job: Job) -> None:
+        """A pending job leaves the queue (Cancelled at once); the running one stops at its next
+        step (Cancelled from the worker). Finished jobs are left alone."""
+        with self._lock:
+            pending = job in self._queue
+            if pending:
+                self._queue.remove(job)
+            elif job is self._running:
+                job._cancel.set()
+        if pending:
+            self._emit(job, Cancelled())
+
+    def cancel_all_pending(self) -> None:
+        with self._lock:
+            jobs = list(self._queue)
+            self._queue.clear()
+        for job in jobs:
+            self._emit(job, Cancelled())
+
+    def pending_jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._queue)
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        """The loaded model, or None before the first successful load."""
+        return self._model_info
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel pending jobs, stop the running one at its next step and end the worker."""
+        with self._lock:
+            self._closed = True
+            if self._running is not None:
+                self._running._cancel.set()
+            self._lock.notify_all()
+        self.cancel_all_pending()
+        if wait and threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    # ---- queue --------------------------------------------------------------------------
+
+    def _enqueue(self, request: GenerationRequest | None, ref: ModelRef, callback: Callback) -> Job:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the engine was shut down")
+            job = Job(next(self._ids), request, ref, callback)
+            self._queue.append(job)
+            self._lock.notify()
+        return job
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._lock.wait()
+                if not self._queue:
+                    break
+                job = self._running = self._queue.popleft()
+                job.state = JobState.RUNNING
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._running = None
+        self._model = self._previewer = None
+        gc.collect()
+
+    def _emit(self, job: Job, event: Event) -> None:
+        if isinstance(event, TERMINAL_EVENTS):
+            job.state = _FINAL_STATES[type(event)]
+        try:
+            job._callback(event)
+        except Exception:  # noqa: BLE001 - a broken listener must not kill the worker
+            log.exception("event callback of job %s raised", job.id)
+        if isinstance(event, TERMINAL_EVENTS):
+            job._done.set()
+
+    # ---- jobs (worker thread) -----------------------------------------------------------
+
+    def _run(self, job: Job) -> None:
+        emit = lambda event: self._emit(job, event)  # noqa: E731
+        try:
+            if job._cancel.is_set():
+                raise _Cancel
+            if job.request is None:
+                model, fresh = self._ensure_model(job.model_ref, emit)
+                if not fresh:  # already loaded: nothing to do, but the caller still hears so
+                    emit(ModelLoaded(model.info))
+                return
+            prepared = prepare_inputs(job.request)
+            model, _ = self._ensure_model(job.model_ref, emit)
+            if job._cancel.is_set():
+                raise _Cancel
+            self._generate(job, model, prepared, emit)
+        except _Cancel:
+            emit(Cancelled())
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a Failed event
+            emit(_failure(exc, job))
+
+    def _generate(self, job: Job, model: LoadedModel, prepared: Any, emit: Callback) -> None:
+        from sdstudio.engine.generate import JobInterrupted, plan_generation, run_generation
+
+        plan = plan_generation(model, job.request, prepared)
+        emit(Started(total=plan.total))
+        for message in prepared.notices:
+            emit(Notice(message))
+        try:
+            finished = run_generation(model, plan, emit, job._cancel.is_set, self._previewer)
+        except JobInterrupted:
+            raise _Cancel from None
+        emit(finished)
+
+    def _ensure_model(self, ref: ModelRef, emit: Callback) -> tuple[LoadedModel, bool]:
+        """(model, freshly loaded): the loaded model if it matches `ref`, else `ref` loaded now.
+        A failed load raises ModelLoadError and keeps the previous model."""
+        from sdstudio.engine.models import load_model
+        from sdstudio.engine.preview import preview_for
+
+        ref = self._with_defaults(ref)
+        if self._model is not None and _same_model(ref, self._model.info):
+            return self._model, False
+        emit(ModelLoading(f"Loading {ref.name}", 0.0))
+        model = load_model(ref, lambda message, fraction: emit(ModelLoading(message, fraction)))
+        self._model = self._previewer = None
+        gc.collect()
+        self._model = model
+        try:
+            self._previewer = preview_for(model.vae)
+        except Exception:  # noqa: BLE001 - no live preview is better than no model
+            log.exception("no latent preview for %s", ref.name)
+        self._model_info = model.info
+        emit(ModelLoaded(model.info))
+        return model, True
+
+    def _with_defaults(self, ref: ModelRef) -> ModelRef:
+        from dataclasses import replace
+
+        return replace(ref, device=ref.device or self._device, dtype=ref.dtype or self._dtype)
+
+
+class _Cancel(Exception):  # noqa: N818 - control flow inside the worker
+    pass
+
+
+def _same_model(ref: ModelRef, info: ModelInfo) -> bool:
+    from sdstudio.engine.devices import DTYPE_NAMES
+
+    if ref.source != info.source:
+        return False
+    if ref.device and ref.device.split(":")[0] != info.device:
+        return False
+    return not ref.dtype or DTYPE_NAMES.get(ref.dtype.lower(), ref.dtype) == info.dtype
+
+
+def _failure(exc: Exception, job: Job) -> Failed:
+    """The Failed event for an exception: a kind, a sentence for the person, the traceback."""
+    from sdstudio.engine.models import ModelLoadError
+
+    details = "".join(traceback.format_exception(exc))
+    if isinstance(exc, InputError):
+        return Failed(ErrorKind.BAD_INPUT, str(exc), details)
+    if isinstance(exc, ModelLoadError):
+        return Failed(ErrorKind.MODEL_LOAD, str(exc), details)
+    if isinstance(exc, BadOutputError):
+        return Failed(ErrorKind.BAD_OUTPUT, str(exc), details)
+    if _is_out_of_memory(exc):
+        _free_accelerator_memory()
+        return Failed(ErrorKind.OUT_OF_MEMORY, _oom_message(job), details)
+    log.error("job %s failed:\n%s", job.id, details)
+    return Failed(ErrorKind.INTERNAL, f"Generation failed: {type(exc).__name__}: {exc}", details)
+
+
+def _is_out_of_memory(exc: Exception) -> bool:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        phrase in text for phrase in ("out of memory", "can't allocate memory", "not enough memory")
+    )
+
+
+def _oom_message(job: Job) -> str:
+    request = job.request
+    if request is None:
+        return f"Out of memory while loading {job.model_ref.name}: close other programs or use a smaller model."
+    return (
+        f"Out of memory at {request.width}x{request.height} with batch size {request.batch_size}. "
+        "Lower the width and height or the batch size (or close other programs using the GPU)."
+    )
+
+
+def _free_accelerator_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif torch.backends.mps.is_available():
+        torch.mps.empty_cache()
