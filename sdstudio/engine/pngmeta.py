@@ -49,7 +49,11 @@ def read_png_text(path: str | os.PathLike) -> tuple[str | None, dict[str, Any] |
 
     try:
         with Image.open(path) as im:
-            text = dict(getattr(im, "text", {}) or {})
+            # Chunks before the pixel data are in `info` without decoding; `text` decodes the
+            # whole image to find chunks after it, so it is read only when `info` lacks them.
+            text = {k: v for k, v in im.info.items() if isinstance(v, str)}
+            if PARAMETERS_KEY not in text and im.format == "PNG":
+                text.update(getattr(im, "text", {}) or {})
             parameters = text.get(PARAMETERS_KEY) or im.info.get(PARAMETERS_KEY)
             if parameters is None and "exif" in im.info:
                 parameters = _exif_user_comment(im)

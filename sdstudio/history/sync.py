@@ -1,0 +1,128 @@
+"""Bring the index in line with the files on disk, which are the truth.
+
+Run when the store opens: images missing from the index (a crash between file and row, a
+deleted or rebuilt index) are indexed from their own metadata, rows whose file is gone
+are dropped, and the trash flag follows the folder a file is in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdstudio.engine.pngmeta import read_png_text
+from sdstudio.history import queries
+from sdstudio.history.files import stale_temp_files
+from sdstudio.history.layout import (
+    IMAGE_SUFFIXES,
+    IMAGES_DIR,
+    INPUTS_DIR,
+    THUMBS_DIR,
+    TRASH_DIR,
+    thumbnail_name,
+)
+from sdstudio.history.metadata import describe, history_links
+
+
+@dataclass
+class SyncReport:
+    added: int = 0  # files indexed from their metadata
+    dropped: int = 0  # rows whose file was gone
+
+
+def scan(root: Path) -> dict[str, bool]:
+    """Every image file of the history: relative path ("images/...") -> is it in the trash."""
+    found: dict[str, bool] = {}
+    # The trash first, so a file present in both places counts as not trashed.
+    for trashed, base in ((True, root / TRASH_DIR), (False, root)):
+        top = base / IMAGES_DIR
+        for folder, _dirs, names in os.walk(top):
+            rel = Path(folder).relative_to(base).as_posix()
+            for name in names:
+                if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+                    found[f"{rel}/{name}"] = trashed
+    return found
+
+
+def sync_with_disk(db: sqlite3.Connection, root: Path) -> SyncReport:
+    for folder in (root / IMAGES_DIR, root / TRASH_DIR, root / THUMBS_DIR, root / INPUTS_DIR):
+        for tmp in stale_temp_files(folder):
+            tmp.unlink(missing_ok=True)
+    disk = scan(root)
+    rows = {
+        file: (rid, bool(t)) for rid, file, t in db.execute("SELECT id, file, trashed FROM images")
+    }
+    gone = [rid for file, (rid, _) in rows.items() if file not in disk]
+    flips = [(int(disk[f]), rid) for f, (rid, t) in rows.items() if f in disk and t != disk[f]]
+    new = [_row_from_file(root, f, trashed) for f, trashed in disk.items() if f not in rows]
+    if not (gone or flips or new):
+        return SyncReport()
+    new.sort(key=lambda values: values["created"])  # ids follow time, as for saved images
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany("DELETE FROM images WHERE id = ?", [(rid,) for rid in gone])
+        db.executemany("UPDATE images SET trashed = ? WHERE id = ?", flips)
+        for values in new:
+            parent = values.pop("parent_file", None)
+            rid = queries.insert(db, values)
+            if parent:
+                db.execute(
+                    "UPDATE images SET parent_id = (SELECT id FROM images WHERE file = ?) WHERE id = ?",
+                    (parent, rid),
+                )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return SyncReport(added=len(new), dropped=len(gone))
+
+
+def _row_from_file(root: Path, file: str, trashed: bool) -> dict[str, Any]:
+    path = root / TRASH_DIR / file if trashed else root / file
+    parameters, settings = read_png_text(path)
+    d = describe(parameters, settings)
+    links = history_links(settings)
+    width, height = d.width, d.height
+    if width is None or height is None:
+        width, height = _image_size(path)
+    thumb = thumbnail_name(file)
+    try:
+        created = float(links.get("created") or path.stat().st_mtime)
+    except (TypeError, ValueError, OSError):
+        created = 0.0
+    return {
+        "created": created,
+        "prompt": d.prompt,
+        "negative": d.negative_prompt,
+        "parameters": parameters,
+        "settings": _settings_text(settings),
+        "file": file,
+        "thumbnail": thumb if (root / thumb).exists() else None,
+        "model": d.model,
+        "mode": d.mode,
+        "seed": d.seed,
+        "width": width,
+        "height": height,
+        "init_file": links.get("init_image"),
+        "mask_file": links.get("mask"),
+        "trashed": int(trashed),
+        "parent_file": links.get("parent"),
+    }
+
+
+def _settings_text(settings: dict[str, Any] | None) -> str | None:
+    return json.dumps(settings, ensure_ascii=False, sort_keys=True) if settings else None
+
+
+def _image_size(path: Path) -> tuple[int | None, int | None]:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, SyntaxError):
+        return None, None

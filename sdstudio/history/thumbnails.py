@@ -1,0 +1,36 @@
+"""Small JPEG thumbnails for the gallery grid, written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sdstudio.history.files import write_atomic
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+THUMBNAIL_SIZE = 256
+
+
+def save_thumbnail(image: Image, path: Path, size: int = THUMBNAIL_SIZE) -> Path:
+    """Write a JPEG at most `size` px on its longest side to `path` (temp file + rename)."""
+    from PIL import Image as PILImage
+
+    thumb = image.copy()
+    thumb.thumbnail((size, size), PILImage.Resampling.LANCZOS)
+    if thumb.mode != "RGB":
+        thumb = thumb.convert("RGB")
+    return write_atomic(path, lambda f: thumb.save(f, format="JPEG", quality=85))
+
+
+def thumbnail_from_file(source: Path, path: Path, size: int = THUMBNAIL_SIZE) -> Path | None:
+    """Make the thumbnail of an image file; None when the file is not a readable image."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(source) as im:
+            im.draft("RGB", (size, size))  # JPEG sources decode at reduced size
+            return save_thumbnail(im, path, size)
+    except (OSError, ValueError, SyntaxError):
+        return None
