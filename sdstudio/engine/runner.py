@@ -10,11 +10,13 @@ Importing this module does not import torch or diffusers: the worker does, on it
 
 from __future__ import annotations
 
+import atexit
 import gc
 import itertools
 import logging
 import threading
 import traceback
+import weakref
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
@@ -96,6 +98,8 @@ class Engine:
         self._model_info: ModelInfo | None = None
         self._thread = threading.Thread(target=self._work, name="sdstudio-engine", daemon=True)
         self._thread.start()
+        # A worker still inside torch while the interpreter exits aborts the process.
+        atexit.register(_shutdown_if_alive, weakref.ref(self))
 
     # ---- public API (any thread) --------------------------------------------------------
 
@@ -243,6 +247,12 @@ class Engine:
         from dataclasses import replace
 
         return replace(ref, device=ref.device or self._device, dtype=ref.dtype or self._dtype)
+
+
+def _shutdown_if_alive(engine_ref: weakref.ref[Engine]) -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine.shutdown()
 
 
 class _Cancel(Exception):  # noqa: N818 - control flow inside the worker
