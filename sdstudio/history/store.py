@@ -149,14 +149,12 @@ class HistoryStore:
             parameters if parameters is not None else request_infotext(request, seed, model)
         )
         settings = request_json(request, seed, model)
-        parent_file = (
-            self.get(parent_id).file if parent_id is not None and self.get(parent_id) else None
-        )
+        parent = self.get(parent_id) if parent_id is not None else None
         settings[HISTORY_KEY] = {
             k: v
             for k, v in {
                 "created": created,
-                "parent": parent_file,
+                "parent": parent.file if parent else None,
                 "init_image": init_file,
                 "mask": mask_file,
             }.items()
