@@ -93,6 +93,11 @@ def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prep
     if request.mode is Mode.INPAINT:
         kwargs["mask_image"] = prepared.mask
     kwargs.update(model.stand_in_inputs(request.mode, request.width, request.height, prepared.init_image))
+    if "mask_image" in kwargs and request.batch_size > 1:
+        # The inpaint pipelines VAE-encode a single init image with the first generator only,
+        # which shifts that image's noise; one copy per image keeps image k == a run with seed+k.
+        kwargs["image"] = [kwargs["image"]] * request.batch_size
+        kwargs["mask_image"] = [kwargs["mask_image"]] * request.batch_size
     # The inpaint pipeline would otherwise default to the UNet's native size, not the image's.
     if "height" in inspect.signature(pipe.__call__).parameters:
         kwargs["height"], kwargs["width"] = request.height, request.width
