@@ -1,0 +1,74 @@
+"""The thumbnail grid: a QListView in icon mode over GalleryModel, painted by a small delegate."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from sdstudio.history import HistoryImage
+from sdstudio.ui.gallery_model import IMAGE_ROLE
+
+CELL = 136  # px per grid cell; thumbnails are scaled to fit CELL - 2 * MARGIN
+MARGIN = 4
+THUMB = CELL - 2 * MARGIN
+
+
+class ThumbnailDelegate(QStyledItemDelegate):
+    """Paints a cell: the thumbnail (or a placeholder while it loads), a star for favourites."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        painter.save()
+        box = option.rect.adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
+        palette = option.palette
+        if option.state & QStyle.StateFlag.State_Selected:
+            painter.fillRect(option.rect, palette.highlight())
+        thumb = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(thumb, QImage) and not thumb.isNull():
+            target = QRect(box.topLeft(), thumb.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio))
+            target.moveCenter(box.center())
+            painter.drawImage(target, thumb)
+        else:
+            painter.fillRect(box, palette.alternateBase())
+            if isinstance(thumb, QImage):  # read, but not an image
+                painter.setPen(palette.placeholderText().color())
+                painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "unreadable")
+        image = index.data(IMAGE_ROLE)
+        if isinstance(image, HistoryImage) and image.favourite:
+            painter.setPen(Qt.GlobalColor.yellow)
+            font = painter.font()
+            font.setPointSizeF(font.pointSizeF() * 1.4)
+            painter.setFont(font)
+            painter.drawText(box.adjusted(4, 2, -4, -2), Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight, "★")
+        painter.restore()
+
+    def sizeHint(self, _option: QStyleOptionViewItem, _index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return QSize(CELL, CELL)
+
+
+class GalleryGrid(QListView):
+    """Only the cells on screen are painted and only their thumbnails are asked for."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setUniformItemSizes(True)
+        self.setGridSize(QSize(CELL, CELL))
+        self.setSpacing(0)
+        self.setWrapping(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(2000)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.verticalScrollBar().setSingleStep(CELL // 3)
+        self.setItemDelegate(ThumbnailDelegate(self))
+        self.setAccessibleName("History images")
