@@ -79,6 +79,19 @@ def _what_else(shapes: Mapping[str, tuple[int, ...]]) -> str:
     return "no UNet weights under model.diffusion_model"
 
 
+def config_folder_for(family: str, inpaint: bool, predicts_v: bool | None = None) -> str:
+    """The resources/configs folder for a checkpoint of `family`.
+
+    SD 2.x 768-v and 512-base checkpoints have the same keys and shapes. Unless told (an
+    A1111-style sidecar .yaml), start from the 768-v config: it also upcasts attention, which
+    2.x-v needs in fp16 and which costs the base model nothing but a little speed. The loader
+    then probes the UNet and switches to epsilon when it is a base model.
+    """
+    if family == "sd2":
+        return SD2_BASE if predicts_v is False else SD2_V
+    return CONFIG_FOLDERS[family, inpaint]
+
+
 def sd2_predicts_v_from_sidecar(checkpoint: Path) -> bool | None:
     """True/False when an A1111-style `<name>.yaml` next to the checkpoint says, else None."""
     yaml_path = checkpoint.with_suffix(".yaml")
@@ -142,12 +155,7 @@ def load_checkpoint(path: Path, dtype: torch.dtype, report: Callable[[str, float
         raise ModelLoadError(f"{path.name} cannot be loaded: {exc}.") from exc
 
     predicts_v_hint = sd2_predicts_v_from_sidecar(path) if family == "sd2" else None
-    if family == "sd2":
-        # Start from the 768-v config (it also upcasts attention, which 2.1-v needs in fp16)
-        # unless a sidecar yaml says epsilon; the probe below settles it otherwise.
-        folder_name = SD2_BASE if predicts_v_hint is False else SD2_V
-    else:
-        folder_name = CONFIG_FOLDERS[family, inpaint]
+    folder_name = config_folder_for(family, inpaint, predicts_v_hint)
     config = config_root / folder_name
     if not config.is_dir():
         raise ModelLoadError(f"The config folder for {folder_name} is missing at {config}.")
@@ -164,8 +172,10 @@ def load_checkpoint(path: Path, dtype: torch.dtype, report: Callable[[str, float
             f"{path.name} could not be converted as a {folder_name} model: {exc}"
         ) from exc
 
-    if family == "sd2" and predicts_v_hint is None and not predicts_v(pipe.unet):
-        _use_epsilon(pipe)
+    if family == "sd2" and predicts_v_hint is None:
+        report("Checking whether the SD 2 model predicts v or noise", 0.8)
+        if not predicts_v(pipe.unet):
+            _use_epsilon(pipe)
     if family == "sdxl" and inpaint:
         # The sdxl-inpaint config describes the fp16-fix VAE; a checkpoint usually carries the
         # original SDXL VAE, which overflows in fp16, so let diffusers decode it in fp32.

@@ -1,0 +1,256 @@
+"""Single-file LDM checkpoints: family from keys, config folder choice, and offline loading.
+
+Tiny checkpoints are written from the tiny diffusers models in the LDM key layout
+(tools/ldm_checkpoint.py); a tiny config root stands in for resources/configs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from sdstudio.engine.models import ModelLoadError, load_model
+from sdstudio.engine.request import Mode, ModelRef
+from sdstudio.engine.single_file import (
+    checkpoint_family,
+    config_folder_for,
+    sd2_predicts_v_from_sidecar,
+)
+
+U = "model.diffusion_model."
+
+
+def _fake(in_channels=4, context=768, text="cond_stage_model.transformer.text_model.embeddings.x"):
+    keys = {
+        U + "input_blocks.0.0.weight": (320, in_channels, 3, 3),
+        U + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, context),
+        "first_stage_model.decoder.conv_out.weight": (3, 128, 3, 3),
+    }
+    if text:
+        keys[text] = (77, 768)
+    return keys
+
+
+SD1 = _fake()
+SD1_INPAINT = _fake(in_channels=9)
+SD2 = _fake(context=1024, text="cond_stage_model.model.token_embedding.weight")
+SDXL = {
+    **_fake(context=2048, text="conditioner.embedders.0.transformer.text_model.embeddings.x"),
+    "conditioner.embedders.1.model.positional_embedding": (77, 1280),
+    U + "label_emb.0.0.weight": (1280, 2816),
+}
+SDXL_INPAINT = {**SDXL, U + "input_blocks.0.0.weight": (320, 9, 3, 3)}
+
+
+@pytest.mark.parametrize(
+    ("shapes", "expected"),
+    [
+        (SD1, ("sd1", False)),
+        (SD1_INPAINT, ("sd1", True)),
+        (SD2, ("sd2", False)),
+        (_fake(context=1024, text=None), ("sd2", False)),  # no text encoder: the UNet decides
+        (SDXL, ("sdxl", False)),
+        (SDXL_INPAINT, ("sdxl", True)),
+    ],
+)
+def test_checkpoint_family_from_keys(shapes, expected):
+    assert checkpoint_family(shapes) == expected
+
+
+@pytest.mark.parametrize(
+    ("shapes", "words"),
+    [
+        ({"lora_unet_down_blocks_0.lora_down.weight": (4, 320)}, "LoRA"),
+        ({"encoder.down.0.block.0.conv1.weight": (128, 128, 3, 3)}, "VAE"),
+        ({"down_blocks.0.resnets.0.conv1.weight": (320, 320, 3, 3)}, "diffusers"),
+        ({"something.else": (1,)}, "not a Stable Diffusion checkpoint"),
+        (_fake(in_channels=5), "5 input channels"),
+        ({**_fake(context=1280, text=None), "conditioner.embedders.0.model.text_projection": (1280, 1280),
+          U + "label_emb.0.0.weight": (1536, 2560)}, "refiner"),
+        (_fake(in_channels=9, context=1024, text="cond_stage_model.model.x"), "SD 2.x inpainting"),
+    ],
+)
+def test_checkpoint_family_says_what_is_wrong(shapes, words):
+    with pytest.raises(ValueError, match=words):
+        checkpoint_family(shapes)
+
+
+def test_config_folder_choice():
+    assert config_folder_for("sd1", False) == "sd15"
+    assert config_folder_for("sd1", True) == "sd15-inpaint"
+    assert config_folder_for("sdxl", False) == "sdxl"
+    assert config_folder_for("sdxl", True) == "sdxl-inpaint"
+    assert config_folder_for("sd2", False, predicts_v=True) == "sd21"
+    assert config_folder_for("sd2", False, predicts_v=False) == "sd2-base"
+    assert config_folder_for("sd2", False, predicts_v=None) == "sd21"  # then probed
+
+
+def test_sd2_sidecar_yaml(tmp_path):
+    ckpt = tmp_path / "model.safetensors"
+    assert sd2_predicts_v_from_sidecar(ckpt) is None
+    (tmp_path / "model.yaml").write_text('model:\n  params:\n    parameterization: "v"\n')
+    assert sd2_predicts_v_from_sidecar(ckpt) is True
+    (tmp_path / "model.yaml").write_text("model:\n  params:\n    linear_start: 0.00085\n")
+    assert sd2_predicts_v_from_sidecar(ckpt) is False
+
+
+# ---- tiny checkpoints, end to end ---------------------------------------------------------
+
+
+def _tiny_sdxl_wide(folder):
+    """A tiny SDXL whose second text encoder is wider than the first, as in the real model:
+    diffusers tells SDXL's two encoders apart in a checkpoint by their width."""
+    import torch
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModelWithProjection
+
+    from tools.tiny_models import _text_config, tiny_sdxl_components
+
+    components = tiny_sdxl_components()
+    config = _text_config(projection=True)
+    config.hidden_size = 48
+    torch.manual_seed(0)
+    components["text_encoder_2"] = CLIPTextModelWithProjection(config)
+    unet_config = dict(components["unet"].config)
+    unet_config.update(cross_attention_dim=32 + 48, projection_class_embeddings_input_dim=6 * 8 + 32)
+    torch.manual_seed(0)
+    components["unet"] = UNet2DConditionModel.from_config(unet_config)
+    StableDiffusionXLPipeline(**components).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tiny_sd1, tiny_sd1_inpaint, tmp_path_factory):
+    """{name: checkpoint path, "root": config root, "<name>_folder": diffusers folder}."""
+    from tools.ldm_checkpoint import write_checkpoint
+
+    base = tmp_path_factory.mktemp("single-file")
+    root = base / "configs"
+    root.mkdir()
+    sdxl = _tiny_sdxl_wide(base / "sdxl-folder")
+    out = {"root": root, "sd1_folder": tiny_sd1, "sd1_inpaint_folder": tiny_sd1_inpaint, "sdxl_folder": sdxl}
+    out["sd1"] = write_checkpoint(tiny_sd1, base / "tiny-sd1.safetensors", root / "sd15")
+    out["sd1_inpaint"] = write_checkpoint(tiny_sd1_inpaint, base / "tiny-inpaint.safetensors", root / "sd15-inpaint")
+    out["sdxl"] = write_checkpoint(sdxl, base / "tiny-xl.safetensors", root / "sdxl")
+    out["sd2"] = write_checkpoint(tiny_sd1, base / "tiny-sd2.safetensors", root / "sd2-base", open_clip_text=True)
+    shutil.copytree(root / "sd2-base", root / "sd21")
+    scheduler = root / "sd21" / "scheduler" / "scheduler_config.json"
+    scheduler.write_text(json.dumps(json.loads(scheduler.read_text()) | {"prediction_type": "v_prediction"}))
+    return out
+
+
+def _image(model, seed=1):
+    import torch
+
+    pipe = model.pipeline(Mode.TXT2IMG)
+    return pipe(
+        "a red fox", num_inference_steps=2, height=64, width=64, output_type="np",
+        generator=torch.Generator().manual_seed(seed), **model.stand_in_inputs(Mode.TXT2IMG, 64, 64),
+    ).images
+
+
+def _same_weights(a, b, names):
+    import torch
+
+    for name in names:
+        sa, sb = getattr(a.base, name).state_dict(), getattr(b.base, name).state_dict()
+        assert sa.keys() == sb.keys(), name
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), name
+
+
+@pytest.mark.parametrize(("name", "family", "inpaint"), [("sd1", "sd1", False), ("sd1_inpaint", "sd1", True)])
+def test_checkpoint_loads_like_its_folder(tiny_checkpoints, name, family, inpaint):
+    steps = []
+    from_file = load_model(ModelRef(str(tiny_checkpoints[name])), lambda m, f: steps.append(m),
+                           config_root=tiny_checkpoints["root"])
+    from_folder = load_model(ModelRef(str(tiny_checkpoints[name + "_folder"])))
+    assert (from_file.info.family, from_file.info.inpaint_unet) == (family, inpaint)
+    assert any("Reading checkpoint" in s for s in steps) and any("Building pipeline" in s for s in steps)
+    _same_weights(from_file, from_folder, ("unet", "vae", "text_encoder"))
+    assert np.array_equal(_image(from_file), _image(from_folder))
+
+
+def test_sdxl_checkpoint_loads_like_its_folder(tiny_checkpoints):
+    from_file = load_model(ModelRef(str(tiny_checkpoints["sdxl"])), config_root=tiny_checkpoints["root"])
+    from_folder = load_model(ModelRef(str(tiny_checkpoints["sdxl_folder"])))
+    assert from_file.info.family == "sdxl"
+    _same_weights(from_file, from_folder, ("unet", "vae", "text_encoder", "text_encoder_2"))
+    # Same weights; the pooled text projection may differ in the last float bit with the
+    # tensors' memory alignment (mmap vs. fresh), so compare closely rather than exactly.
+    assert np.abs(_image(from_file) - _image(from_folder)).max() < 1e-4
+
+
+def test_sd2_checkpoint_v_or_epsilon(tiny_checkpoints, monkeypatch):
+    import sdstudio.engine.single_file as single_file
+
+    root = tiny_checkpoints["root"]
+    ckpt = tiny_checkpoints["sd2"]
+    probed = []
+    monkeypatch.setattr(single_file, "predicts_v", lambda unet: probed.append(unet) or False)
+    model = load_model(ModelRef(str(ckpt)), config_root=root)
+    assert model.info.family == "sd2" and len(probed) == 1
+    assert model.base_scheduler_config["prediction_type"] == "epsilon"
+    _same_weights(model, load_model(ModelRef(str(tiny_checkpoints["sd1_folder"]))), ("unet", "text_encoder"))
+
+    monkeypatch.setattr(single_file, "predicts_v", lambda unet: True)
+    assert load_model(ModelRef(str(ckpt)), config_root=root).base_scheduler_config["prediction_type"] == "v_prediction"
+
+    ckpt.with_suffix(".yaml").write_text('    parameterization: "v"\n')
+    monkeypatch.setattr(single_file, "predicts_v", lambda unet: pytest.fail("sidecar yaml should decide"))
+    try:
+        assert load_model(ModelRef(str(ckpt)), config_root=root).base_scheduler_config["prediction_type"] == "v_prediction"
+    finally:
+        ckpt.with_suffix(".yaml").unlink()
+
+
+def test_v_probe_runs_on_a_unet(tiny_checkpoints):
+    from sdstudio.engine.single_file import predicts_v
+
+    model = load_model(ModelRef(str(tiny_checkpoints["sd1_folder"])))
+    assert predicts_v(model.unet) in (True, False)
+
+
+def test_pickle_checkpoint_needs_opt_in(tiny_checkpoints, tmp_path):
+    from tools.ldm_checkpoint import write_checkpoint
+
+    ckpt = write_checkpoint(tiny_checkpoints["sd1_folder"], tmp_path / "old.ckpt")
+    with pytest.raises(ModelLoadError, match="old.ckpt.*pickle"):
+        load_model(ModelRef(str(ckpt)), config_root=tiny_checkpoints["root"])
+    model = load_model(ModelRef(str(ckpt), allow_pickle=True), config_root=tiny_checkpoints["root"])
+    assert model.info.family == "sd1" and model.info.name == "old"
+
+
+def test_damaged_and_foreign_files(tmp_path, tiny_checkpoints):
+    import torch
+    from safetensors.torch import save_file
+
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ModelLoadError, match="broken.safetensors cannot be read"):
+        load_model(ModelRef(str(broken)))
+
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(tiny_checkpoints["sd1"].read_bytes()[:5000])
+    with pytest.raises(ModelLoadError, match="truncated.safetensors"):
+        load_model(ModelRef(str(truncated)), config_root=tiny_checkpoints["root"])
+
+    lora = tmp_path / "style.safetensors"
+    save_file({"lora_unet_mid_block_attentions_0.lora_down.weight": torch.zeros(4, 8)}, str(lora))
+    with pytest.raises(ModelLoadError, match="style.safetensors.*LoRA"):
+        load_model(ModelRef(str(lora)))
+
+    no_config = tmp_path / "empty-root"
+    no_config.mkdir()
+    with pytest.raises(ModelLoadError, match="config folder for sd15 is missing"):
+        load_model(ModelRef(str(tiny_checkpoints["sd1"])), config_root=no_config)
+
+
+def test_shipped_config_folders_exist():
+    from sdstudio.engine.models import CONFIG_ROOT
+    from sdstudio.engine.single_file import CONFIG_FOLDERS, SD2_BASE, SD2_V
+
+    for name in [*CONFIG_FOLDERS.values(), SD2_BASE, SD2_V]:
+        assert (CONFIG_ROOT / name / "model_index.json").is_file(), name
