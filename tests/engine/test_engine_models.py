@@ -1,0 +1,231 @@
+"""load_model: sources, family detection, device/dtype, and one model shared by three modes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sdstudio.engine import models
+from sdstudio.engine.models import (
+    CONFIG_ROOT,
+    ModelLoadError,
+    family_from_unet_config,
+    folder_family,
+    load_model,
+)
+from sdstudio.engine.request import Mode, ModelRef
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ("unet", "vae", "text_encoder")
+
+
+# ---- family detection (pure) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("sd15", ("sd1", False)),
+        ("sd15-inpaint", ("sd1", True)),
+        ("sd21", ("sd2", False)),
+        ("sd2-base", ("sd2", False)),
+        ("sdxl", ("sdxl", False)),
+        ("sdxl-inpaint", ("sdxl", True)),
+    ],
+)
+def test_family_of_the_real_config_folders(folder, expected):
+    assert folder_family(CONFIG_ROOT / folder) == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "extra", "expected"),
+    [
+        ({"cross_attention_dim": 768}, {}, ("sd1", False)),
+        ({"cross_attention_dim": 768, "in_channels": 9}, {}, ("sd1", True)),
+        ({"cross_attention_dim": 1024}, {}, ("sd2", False)),
+        ({"cross_attention_dim": 2048, "addition_embed_type": "text_time"}, {}, ("sdxl", False)),
+        ({"cross_attention_dim": 32}, {}, ("sd1", False)),  # tiny test model
+        ({"cross_attention_dim": 64}, {"has_text_encoder_2": True}, ("sdxl", False)),
+        ({"cross_attention_dim": 64, "in_channels": 9}, {"pipeline_class": "StableDiffusionXLInpaintPipeline"},
+         ("sdxl", True)),
+    ],
+)
+def test_family_from_unet_config(config, extra, expected):
+    assert family_from_unet_config(config, **extra) == expected
+
+
+def test_family_refuses_other_unets():
+    with pytest.raises(ValueError, match="5 input channels"):
+        family_from_unet_config({"cross_attention_dim": 1024, "in_channels": 5})
+
+
+def test_models_and_schedulers_import_without_torch():
+    code = ("import sys, sdstudio.engine.models, sdstudio.engine.schedulers, sdstudio.engine.devices, "
+            "sdstudio.engine.single_file; print(sorted({'torch', 'diffusers'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+# ---- one model, three modes ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sd1(tiny_sd1):
+    return load_model(ModelRef(str(tiny_sd1)))
+
+
+def _pointers(module):
+    return [p.data_ptr() for p in module.parameters()]
+
+
+def test_loads_a_folder_with_progress(tiny_sd1):
+    seen = []
+    model = load_model(ModelRef(str(tiny_sd1)), lambda message, fraction: seen.append((message, fraction)))
+    info = model.info
+    assert (info.family, info.inpaint_unet, info.device, info.dtype) == ("sd1", False, "cpu", "float32")
+    assert info.name == tiny_sd1.name and info.source == str(tiny_sd1)
+    assert seen[-1][1] == 1.0 and len(seen) >= 3
+    assert model.base.safety_checker is None
+
+
+def test_three_modes_share_every_weight(sd1):
+    before = {name: _pointers(getattr(sd1.base, name)) for name in SHARED}
+    pipes = {mode: sd1.pipeline(mode) for mode in Mode}
+    assert [type(p).__name__ for p in pipes.values()] == [
+        "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"]
+    for pipe in pipes.values():
+        for name in SHARED:
+            assert getattr(pipe, name) is getattr(sd1.base, name)
+    assert {name: _pointers(getattr(sd1.base, name)) for name in SHARED} == before
+    assert all(sd1.pipeline(mode) is pipe for mode, pipe in pipes.items())  # cached
+
+
+def test_three_modes_generate(sd1):
+    import torch
+
+    init = Image.new("RGB", (64, 64), (200, 90, 40))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    common = {"prompt": "a fox", "num_inference_steps": 2, "output_type": "pil"}
+    calls = {
+        Mode.TXT2IMG: {"height": 64, "width": 64},
+        Mode.IMG2IMG: {"image": init, "strength": 0.5},
+        Mode.INPAINT: {"image": init, "mask_image": mask, "strength": 1.0, "height": 64, "width": 64},
+    }
+    for mode, kwargs in calls.items():
+        assert sd1.stand_in_inputs(mode, 64, 64, init) == {}
+        image = sd1.pipeline(mode)(**common, **kwargs, generator=torch.Generator().manual_seed(0)).images[0]
+        assert image.size == (64, 64)
+
+
+def test_from_pipe_keeps_the_loaded_dtype(tiny_sd1):
+    """diffusers #12754: from_pipe casts shared components to float32 unless told the dtype."""
+    import torch
+
+    model = load_model(ModelRef(str(tiny_sd1), dtype="bfloat16"))
+    assert model.dtype == torch.bfloat16 and model.info.dtype == "bfloat16"
+    before = {name: _pointers(getattr(model.base, name)) for name in SHARED}
+    for mode in Mode:
+        pipe = model.pipeline(mode)
+        assert all(getattr(pipe, name).dtype == torch.bfloat16 for name in SHARED)
+    assert {name: _pointers(getattr(model.base, name)) for name in SHARED} == before
+
+
+def test_sdxl_modes_share_both_text_encoders(tiny_sdxl):
+    model = load_model(ModelRef(str(tiny_sdxl)))
+    assert model.info.family == "sdxl"
+    names = (*SHARED, "text_encoder_2")
+    pipes = [model.pipeline(mode) for mode in Mode]
+    assert [type(p).__name__ for p in pipes] == [
+        "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline"]
+    assert all(getattr(p, n) is getattr(model.base, n) for p in pipes for n in names)
+
+
+def test_inpaint_unet_paints_every_mode(tiny_sd1_inpaint):
+    import numpy as np
+    import torch
+
+    model = load_model(ModelRef(str(tiny_sd1_inpaint)))
+    assert model.info.inpaint_unet and model.info.family == "sd1"
+    pipes = {mode: model.pipeline(mode) for mode in Mode}
+    assert len({id(p) for p in pipes.values()}) == 1
+    assert type(pipes[Mode.TXT2IMG]).__name__ == "StableDiffusionInpaintPipeline"
+
+    txt = model.stand_in_inputs(Mode.TXT2IMG, 64, 48)
+    assert txt["strength"] == 1.0 and txt["image"].size == (64, 48)
+    assert np.asarray(txt["mask_image"]).min() == 255
+    init = Image.new("RGB", (64, 64), "white")
+    img = model.stand_in_inputs(Mode.IMG2IMG, 64, 64, init)
+    assert img["image"] is init and "strength" not in img
+    assert model.stand_in_inputs(Mode.INPAINT, 64, 64, init) == {}
+    with pytest.raises(ValueError, match="init image"):
+        model.stand_in_inputs(Mode.IMG2IMG, 64, 64)
+
+    out = pipes[Mode.TXT2IMG]("a fox", num_inference_steps=2, height=48, width=64,
+                              generator=torch.Generator().manual_seed(0), **txt).images[0]
+    assert out.size == (64, 48)
+
+
+def test_scheduler_config_survives_a_scheduler_swap(sd1):
+    from diffusers import DDIMScheduler
+
+    original = sd1.base_scheduler_config
+    sd1.pipeline(Mode.TXT2IMG).scheduler = DDIMScheduler.from_config(original)
+    assert sd1.base_scheduler_config == original
+
+
+# ---- errors a person can act on -----------------------------------------------------------
+
+
+def test_missing_and_wrong_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cases = {
+        str(tmp_path / "nowhere.safetensors"): "nowhere.safetensors does not exist",
+        str(tmp_path / "nowhere"): "does not exist",
+        "someone/not-a-cached-model": "not in the local Hugging Face cache and there is no network",
+    }
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    cases[str(notes)] = "notes.txt is not a model file"
+    pickle = tmp_path / "old.pt"
+    pickle.write_bytes(b"\x80\x04")
+    cases[str(pickle)] = "old.pt is a pickle checkpoint"
+    plain = tmp_path / "plain-folder"
+    plain.mkdir()
+    cases[str(plain)] = "plain-folder is not a diffusers model folder"
+    flux = tmp_path / "flux"
+    flux.mkdir()
+    (flux / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    cases[str(flux)] = "flux is not a Stable Diffusion 1.x/2.x/XL model.*FluxPipeline"
+    for source, words in cases.items():
+        with pytest.raises(ModelLoadError, match=words):
+            load_model(ModelRef(source))
+
+
+def test_folder_with_missing_weights(tmp_path):
+    import shutil
+
+    shutil.copytree(CONFIG_ROOT / "sd15", tmp_path / "configs-only")
+    with pytest.raises(ModelLoadError, match="configs-only could not be loaded"):
+        load_model(ModelRef(str(tmp_path / "configs-only")))
+
+
+def test_builtin_model_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "builtin_model_path", lambda: tmp_path / "builtin")
+    with pytest.raises(ModelLoadError, match="built-in model was not found at"):
+        load_model(ModelRef())
+
+
+def test_bad_device_or_dtype(tiny_sd1):
+    import torch
+
+    with pytest.raises(ModelLoadError, match="unknown dtype"):
+        load_model(ModelRef(str(tiny_sd1), dtype="float8"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="no CUDA GPU"):
+            load_model(ModelRef(str(tiny_sd1), device="cuda"))
