@@ -177,13 +177,15 @@ class Engine:
         gc.collect()
 
     def _emit(self, job: Job, event: Event) -> None:
-        if isinstance(event, TERMINAL_EVENTS):
-            job.state = _FINAL_STATES[type(event)]
+        # A load job ends with ModelLoaded; a generation job goes on to generate.
+        last = isinstance(event, TERMINAL_EVENTS) or (job.request is None and isinstance(event, ModelLoaded))
+        if last:
+            job.state = _FINAL_STATES.get(type(event), JobState.DONE)
         try:
             job._callback(event)
         except Exception:  # noqa: BLE001 - a broken listener must not kill the worker
             log.exception("event callback of job %s raised", job.id)
-        if isinstance(event, TERMINAL_EVENTS):
+        if last:
             job._done.set()
 
     # ---- jobs (worker thread) -----------------------------------------------------------
