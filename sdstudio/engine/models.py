@@ -275,29 +275,29 @@ def folder_family(folder: Path) -> tuple[str, bool]:
         raise ModelLoadError(f"{folder.name} is not supported: {exc}.") from exc
 
 
-def _load_folder(folder: Path, dtype: torch.dtype, report: Progress):
+def _load_folder(folder: Path, dtype: torch.dtype, report: Progress, name: str = ""):
     from sdstudio.engine.devices import dtype_kwarg
 
-    report(f"Reading {folder.name}", 0.05)
+    name = name or folder.name
+    report(f"Reading {name}", 0.05)
     family, inpaint = folder_family(folder)
     cls = _pipeline_classes(family)[Mode.INPAINT if inpaint else Mode.TXT2IMG]
-    report(f"Loading weights of {folder.name}", 0.1)
+    report(f"Loading weights of {name}", 0.1)
     kwargs: dict[str, Any] = dtype_kwarg(dtype)
     if family != "sdxl":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
         pipe = cls.from_pretrained(folder, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelLoadError(f"{folder.name} could not be loaded: {exc}") from exc
+        raise ModelLoadError(f"{name} could not be loaded: {exc}") from exc
     return pipe, family, inpaint
 
 
 def _load_hub(repo_id: str, dtype: torch.dtype, report: Progress):
-    import os
-
     from diffusers import DiffusionPipeline
+    from huggingface_hub import constants
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    offline = constants.HF_HUB_OFFLINE
     report(f"Looking up {repo_id} in the local cache" if offline else f"Downloading {repo_id}", None)
     try:
         folder = Path(DiffusionPipeline.download(repo_id))
@@ -308,7 +308,7 @@ def _load_hub(repo_id: str, dtype: torch.dtype, report: Progress):
                 "(offline mode). Download it once while online, or choose a local model."
             ) from exc
         raise ModelLoadError(f"{repo_id} could not be downloaded from the Hugging Face hub: {exc}") from exc
-    return _load_folder(folder, dtype, report)
+    return _load_folder(folder, dtype, report, repo_id)
 
 
 def _load_file(path: Path, ref: ModelRef, dtype: torch.dtype, report: Progress,

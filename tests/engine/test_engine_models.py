@@ -183,7 +183,10 @@ def test_scheduler_config_survives_a_scheduler_swap(sd1):
 
 
 def test_missing_and_wrong_sources(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     cases = {
         str(tmp_path / "nowhere.safetensors"): "nowhere.safetensors does not exist",
         str(tmp_path / "nowhere"): "does not exist",
@@ -229,3 +232,22 @@ def test_bad_device_or_dtype(tiny_sd1):
     if not torch.cuda.is_available():
         with pytest.raises(ModelLoadError, match="no CUDA GPU"):
             load_model(ModelRef(str(tiny_sd1), device="cuda"))
+
+
+def test_hub_id_from_the_local_cache(tiny_sd1, tmp_path, monkeypatch):
+    """Offline, a hub id resolves to its snapshot in the Hugging Face cache."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    repo = tmp_path / "models--someone--tiny-sd"
+    shutil.copytree(tiny_sd1, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    seen = []
+    model = load_model(ModelRef("someone/tiny-sd"), lambda message, fraction: seen.append(message))
+    assert model.info.family == "sd1" and model.info.source == "someone/tiny-sd"
+    assert "Looking up someone/tiny-sd in the local cache" in seen
+    assert "Reading someone/tiny-sd" in seen
