@@ -1,4 +1,4 @@
-"""Which device and number format a model runs in: CUDA fp16, then MPS fp16, then CPU fp32.
+"""Which device and number format a model runs in: CUDA fp16, then MPS fp32, then CPU fp32.
 
 torch is imported inside the functions so that importing this module stays cheap.
 """
@@ -37,11 +37,14 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtype:
-    """The requested dtype, or half precision on a GPU (CUDA, MPS) and float32 on the CPU.
+    """The requested dtype, or float16 on CUDA and float32 on Apple MPS and the CPU.
 
+    MPS gets float32 as in diffusers' MPS guide: in fp16 the SD 1.x/2.x pipelines decode with the
+    VAE in fp16 too (black or NaN images on many VAEs), and SDXL fp16 on MPS has NaN reports
+    (diffusers #11229); a person with a small Mac can still ask for float16.
     Half precision on the CPU is slow and poorly supported, so it is only used when asked for.
-    A VAE that overflows in fp16 (SDXL's) is kept safe by diffusers itself through the VAE
-    config's `force_upcast`, so one dtype for the whole model is enough here.
+    On CUDA, a VAE that overflows in fp16 (SDXL's) is kept safe by diffusers itself through the
+    VAE config's `force_upcast`, so one dtype for the whole model is enough here.
     """
     import torch
 
@@ -50,7 +53,7 @@ def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtyp
         if name is None:
             raise ValueError(f"unknown dtype {requested!r} (use float16, bfloat16 or float32)")
         return getattr(torch, name)
-    return torch.float32 if device.type == "cpu" else torch.float16
+    return torch.float16 if device.type == "cuda" else torch.float32
 
 
 def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:

@@ -251,3 +251,15 @@ def test_hub_id_from_the_local_cache(tiny_sd1, tmp_path, monkeypatch):
     assert model.info.family == "sd1" and model.info.source == "someone/tiny-sd"
     assert "Looking up someone/tiny-sd in the local cache" in seen
     assert "Reading someone/tiny-sd" in seen
+
+
+def test_default_dtype_per_device():
+    import torch
+
+    from sdstudio.engine.devices import pick_dtype
+
+    assert pick_dtype(torch.device("cuda")) == torch.float16
+    assert pick_dtype(torch.device("mps")) == torch.float32
+    assert pick_dtype(torch.device("cpu")) == torch.float32
+    assert pick_dtype(torch.device("cuda"), "fp32") == torch.float32
+    assert pick_dtype(torch.device("cpu"), "half") == torch.float16
