@@ -28,12 +28,14 @@ from PySide6.QtWidgets import (
 
 from sdstudio.history import GroupBy, HistoryError, HistoryImage, HistoryStore, Query
 from sdstudio.ui.gallery_details import DetailsPane
-from sdstudio.ui.gallery_model import IMAGE_ROLE, GalleryModel
+from sdstudio.ui.gallery_model import GalleryModel
 from sdstudio.ui.gallery_thumbs import ThumbnailLoader
 from sdstudio.ui.gallery_view import THUMB, GalleryGrid
 
 SEARCH_DELAY_MS = 200
-_GROUPINGS = (("All images", None), ("By day", GroupBy.DAY), ("By prompt", GroupBy.PROMPT))
+ALL = "\x00all"  # the groups combo's "All days / All prompts" entry (a prompt may be "")
+# Item data is never None: PySide6 6.12 mishandles None read back from a QVariant (see gallery_view).
+_GROUPINGS = (("All images", ""), ("By day", GroupBy.DAY.value), ("By prompt", GroupBy.PROMPT.value))
 
 
 class GalleryWidget(QWidget):
@@ -63,7 +65,7 @@ class GalleryWidget(QWidget):
         self.favourites = _toggle("★", "Only favourites")
         self.grouping = QComboBox()
         for label, by in _GROUPINGS:
-            self.grouping.addItem(label, by.value if by else None)
+            self.grouping.addItem(label, by)
         self.groups = QComboBox()
         self.groups.setMinimumContentsLength(12)
         self.groups.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -113,12 +115,13 @@ class GalleryWidget(QWidget):
     # ---- filters -----------------------------------------------------------------------
 
     def grouped_by(self) -> GroupBy | None:
-        data = self.grouping.currentData()  # Qt hands the enum back as its plain str value
+        data = self.grouping.currentData()
         return GroupBy(data) if data else None
 
     def query(self) -> Query:
         by = self.grouped_by()
-        key = self.groups.currentData() if by is not None else None
+        data = self.groups.currentData()
+        key = data if by is not None and data != ALL else None
         return Query(
             text=self.search.text(),
             favourites=self.favourites.isChecked(),
@@ -140,7 +143,7 @@ class GalleryWidget(QWidget):
         self.groups.blockSignals(True)
         self.groups.clear()
         if by is not None:
-            self.groups.addItem("All days" if by is GroupBy.DAY else "All prompts", None)
+            self.groups.addItem("All days" if by is GroupBy.DAY else "All prompts", ALL)
             base = Query(favourites=self.favourites.isChecked(), trashed=self.trash_view.isChecked())
             for group in self.store.groups(by, base):
                 label = group.key if by is GroupBy.DAY else _short(group.key or "(no prompt)")
@@ -170,7 +173,8 @@ class GalleryWidget(QWidget):
 
     def _selection_changed(self, *_: QItemSelection) -> None:
         index = self.grid.currentIndex()
-        image = index.data(IMAGE_ROLE) if index.isValid() and self.grid.selectionModel().isSelected(index) else None
+        selected = index.isValid() and self.grid.selectionModel().isSelected(index)
+        image = self.model.image_at(index.row()) if selected else None
         if image is None:
             self.details.show_image(None, None)
             return

@@ -16,7 +16,7 @@ from PySide6.QtGui import QImage
 from sdstudio.history import HistoryImage, HistoryStore, Query
 from sdstudio.ui.gallery_thumbs import ThumbnailLoader
 
-PAGE = 128
+PAGE = 48
 _Index = QModelIndex | QPersistentModelIndex
 
 IMAGE_ROLE = Qt.ItemDataRole.UserRole + 1  # the row's HistoryImage

@@ -13,8 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sdstudio.history import HistoryImage
-from sdstudio.ui.gallery_model import IMAGE_ROLE
+from sdstudio.ui.gallery_model import GalleryModel
 
 CELL = 136  # px per grid cell; thumbnails are scaled to fit CELL - 2 * MARGIN
 MARGIN = 4
@@ -30,7 +29,12 @@ class ThumbnailDelegate(QStyledItemDelegate):
         palette = option.palette
         if option.state & QStyle.StateFlag.State_Selected:
             painter.fillRect(option.rect, palette.highlight())
-        thumb = index.data(Qt.ItemDataRole.DecorationRole)
+        # The model is asked directly, not through index.data(): PySide6 6.12 on Python 3.11
+        # drops a reference to None each time index.data() yields an empty QVariant, and
+        # after enough paints Python aborts ("deallocating None").
+        model = index.model()
+        image = model.image_at(index.row()) if isinstance(model, GalleryModel) else None
+        thumb = model.thumbnails.get(image) if image is not None else None
         if isinstance(thumb, QImage) and not thumb.isNull():
             target = QRect(box.topLeft(), thumb.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio))
             target.moveCenter(box.center())
@@ -40,8 +44,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             if isinstance(thumb, QImage):  # read, but not an image
                 painter.setPen(palette.placeholderText().color())
                 painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "unreadable")
-        image = index.data(IMAGE_ROLE)
-        if isinstance(image, HistoryImage) and image.favourite:
+        if image is not None and image.favourite:
             painter.setPen(Qt.GlobalColor.yellow)
             font = painter.font()
             font.setPointSizeF(font.pointSizeF() * 1.4)

@@ -9,7 +9,6 @@ from PySide6.QtCore import Qt
 from sdstudio.engine.request import GenerationRequest, ModelInfo
 from sdstudio.history import HistoryStore, Query
 from sdstudio.ui.gallery import GalleryWidget
-from sdstudio.ui.gallery_model import IMAGE_ROLE
 
 MODEL = ModelInfo("tiny", "sd1", False, "cpu", "float32", "/models/tiny")
 PROMPTS = ["a red fox in the snow", "a lighthouse at night", "portrait of a fox", "a bowl of fruit"]
@@ -128,5 +127,5 @@ def test_new_images_appear_at_the_top(gallery, store):
     request = GenerationRequest(prompt="a brand new image", width=32, height=32)
     image = store.save(Image.new("RGB", (32, 32)), request, 5, MODEL)
     gallery.add_images([image])
-    assert gallery.model.index(0).data(IMAGE_ROLE).id == image.id
+    assert gallery.model.image_at(0).id == image.id
     assert gallery.model.rowCount() == 5 and "5 images" in gallery.count.text()
