@@ -298,9 +298,10 @@ def _load_hub(repo_id: str, dtype: torch.dtype, report: Progress):
     from huggingface_hub import constants
 
     offline = constants.HF_HUB_OFFLINE
-    report(f"Looking up {repo_id} in the local cache" if offline else f"Downloading {repo_id}", None)
+    report(f"Looking up {repo_id} in the local cache" if offline else f"Downloading {repo_id} (this can take a while)", None)
     try:
-        folder = Path(DiffusionPipeline.download(repo_id))
+        # safety_checker=None: never fetch the 1.2 GB checker, which the app does not use.
+        folder = Path(DiffusionPipeline.download(repo_id, safety_checker=None))
     except Exception as exc:  # huggingface_hub raises many kinds; all mean "not available"
         if offline:
             raise ModelLoadError(
