@@ -193,6 +193,7 @@ def load_model(
     from sdstudio.engine.devices import pick_device, pick_dtype
 
     report = progress or (lambda message, fraction: None)
+    _quiet_loading_bars()
     try:
         device = pick_device(ref.device)
         dtype = pick_dtype(device, ref.dtype)
@@ -213,6 +214,16 @@ def load_model(
     model = LoadedModel(info=info, device=device, dtype=dtype, base=pipe)
     report(f"Loaded {ref.name}", 1.0)
     return model
+
+
+def _quiet_loading_bars() -> None:
+    """Loading progress goes to `progress`; diffusers' and transformers' own terminal bars would
+    only garble the CLI's progress bar and the app's stderr."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
 
 def _load_source(ref: ModelRef, dtype: torch.dtype, report: Progress, config_root: Path | None):
