@@ -1,0 +1,100 @@
+"""The history wired into the real studio window: finished jobs saved and shown, reuse,
+and image files dropped on the window."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from sdstudio.engine.params import request_infotext
+from sdstudio.engine.pngmeta import read_png_text
+from sdstudio.engine.request import Finished, GenerationRequest, ModelInfo
+from sdstudio.settings import SettingsStore
+from sdstudio.ui.history_dock import install_history
+from sdstudio.ui.main_window import MainWindow
+
+MODEL = ModelInfo("tiny", "sd1", False, "cpu", "float32", "/models/tiny")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(SettingsStore(tmp_path / "settings.json"), engine_factory=lambda: None)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+@pytest.fixture
+def panel(window, tmp_path):
+    p = install_history(window, tmp_path / "history")
+    yield p
+    p.close()
+
+
+def _finish(window, prompt: str, seeds=(11, 12)) -> GenerationRequest:
+    request = GenerationRequest(prompt=prompt, negative_prompt="lowres", steps=9, cfg_scale=4.5, width=128, height=96)
+    images = tuple(Image.new("RGB", (128, 96), (s * 10, 0, 0)) for s in seeds)
+    infos = tuple(request_infotext(request, s, MODEL) for s in seeds)
+    window.controller.job_finished.emit(request, Finished(images, tuple(seeds), infos), MODEL)
+    return request
+
+
+def test_finished_images_are_saved_and_appear_at_the_top(qtbot, window, panel):
+    assert panel.dock.widget() is panel.gallery
+    _finish(window, "a finished job")
+    qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 2, timeout=5000)
+    top = panel.gallery.model.image_at(0)
+    assert (top.prompt, top.seed) == ("a finished job", 12)
+    parameters, settings = read_png_text(panel.store.path(top))
+    assert parameters == request_infotext(GenerationRequest(prompt="a finished job", negative_prompt="lowres",
+                                                            steps=9, cfg_scale=4.5, width=128, height=96), 12, MODEL)  # fmt: skip
+    assert settings["cfg_scale"] == 4.5
+
+
+def test_reuse_parameters_fills_the_window_panels(qtbot, window, panel):
+    _finish(window, "reuse me\nplease", seeds=(321,))
+    qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 1, timeout=5000)
+    window.apply_fields({"prompt": "something else", "steps": 30})
+    panel.gallery.select_row(0)
+    panel.gallery.details.buttons["reuse"].click()
+    fields = window.request_fields()
+    assert (fields["prompt"], fields["negative_prompt"]) == ("reuse me\nplease", "lowres")
+    assert (fields["steps"], fields["cfg_scale"], fields["seed"], fields["width"]) == (9, 4.5, 321, 128)
+
+
+def _drop(widget, path) -> None:
+    """Drag `path` over `widget` and drop it, as the window system delivers it."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    window = widget.window()
+    pos = QPointF(widget.mapTo(window, QPoint(4, 4)))
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window.windowHandle(), QDragEnterEvent(pos.toPoint(), *args))
+    QApplication.sendEvent(window.windowHandle(), QDropEvent(pos, *args))
+
+
+def test_dropping_an_a1111_png_on_the_prompt_box_reads_its_parameters(tmp_path, window, panel):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "a dropped castle\nNegative prompt: fog\nSteps: 17, Sampler: Euler, CFG scale: 6, Seed: 99, Size: 64x80, Model: x")
+    Image.new("RGB", (64, 80)).save(tmp_path / "a1111.png", pnginfo=info)
+    _drop(window.prompt_panel.prompt, tmp_path / "a1111.png")
+    fields = window.request_fields()
+    assert (fields["prompt"], fields["negative_prompt"], fields["steps"], fields["seed"]) == ("a dropped castle", "fog", 17, 99)
+    assert (fields["width"], fields["height"]) == (64, 80)
+
+
+def test_dropping_a_png_without_parameters_gives_a_notice(tmp_path, window, panel):
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    window.apply_fields({"prompt": "kept"})
+    _drop(window.prompt_panel.prompt, tmp_path / "plain.png")
+    _drop(panel.gallery.search, tmp_path / "broken.png")
+    messages = [p.message for p in window.banner.problems()]
+    assert any("plain.png has no generation parameters" in m for m in messages)
+    assert any("broken.png" in m for m in messages)
+    assert window.request_fields()["prompt"] == "kept"
