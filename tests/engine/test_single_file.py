@@ -254,3 +254,40 @@ def test_shipped_config_folders_exist():
 
     for name in [*CONFIG_FOLDERS.values(), SD2_BASE, SD2_V]:
         assert (CONFIG_ROOT / name / "model_index.json").is_file(), name
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected", "diffusers_type"),
+    [
+        ("sd15", ("sd1", False), "v1"),
+        ("sd15-inpaint", ("sd1", True), "inpainting"),
+        ("sd21", ("sd2", False), "v2"),
+        ("sdxl", ("sdxl", False), "xl_base"),
+        ("sdxl-inpaint", ("sdxl", True), "xl_inpaint"),
+    ],
+)
+def test_real_size_key_layouts(folder, expected, diffusers_type):
+    """Full-size architectures from the shipped configs, built on the meta device (no memory),
+    written in LDM key names: our family agrees with diffusers' own infer_diffusers_model_type."""
+    from types import SimpleNamespace
+
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from sdstudio.engine.models import CONFIG_ROOT
+    from tools.ldm_checkpoint import ldm_state_dict
+
+    root = CONFIG_ROOT / folder
+    with init_empty_weights():
+        parts = SimpleNamespace(
+            unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(root / "unet")),
+            vae=AutoencoderKL.from_config(AutoencoderKL.load_config(root / "vae")),
+            text_encoder=CLIPTextModel(CLIPTextConfig.from_pretrained(root / "text_encoder")),
+            text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(root / "text_encoder_2"))
+            if (root / "text_encoder_2").is_dir() else None,
+        )
+    state = ldm_state_dict(parts, open_clip_text=folder.startswith("sd2"))
+    assert checkpoint_family({key: tuple(value.shape) for key, value in state.items()}) == expected
+    assert infer_diffusers_model_type(state) == diffusers_type
