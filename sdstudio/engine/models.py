@@ -78,7 +78,8 @@ def family_from_unet_config(
     return "sd1", inpaint
 
 
-def _pipeline_classes(family: str) -> dict[Mode, type]:
+def pipeline_classes(family: str) -> dict[Mode, type]:
+    """The diffusers pipeline class of each mode for a family."""
     import diffusers
 
     if family == "sdxl":
@@ -128,7 +129,7 @@ class LoadedModel:
             mode = Mode.INPAINT
         pipe = self._pipelines.get(mode)
         if pipe is None:
-            cls = _pipeline_classes(self.info.family)[mode]
+            cls = pipeline_classes(self.info.family)[mode]
             if isinstance(self.base, cls) and type(self.base) is cls:
                 pipe = self.base
             else:
@@ -276,6 +277,11 @@ def folder_family(folder: Path) -> tuple[str, bool]:
             f"{folder.name} is not a Stable Diffusion 1.x/2.x/XL model: it has no UNet "
             f"({pipeline_class or 'unknown pipeline'})."
         )
+    if (index.get("text_encoder") or [None])[0] is None:
+        raise ModelLoadError(
+            f"{folder.name} has no (first) text encoder, so it cannot be prompted on its own "
+            "(an SDXL refiner?). Load a base model instead."
+        )
     try:
         return family_from_unet_config(
             _read_json(unet_path),
@@ -292,7 +298,7 @@ def _load_folder(folder: Path, dtype: torch.dtype, report: Progress, name: str =
     name = name or folder.name
     report(f"Reading {name}", 0.05)
     family, inpaint = folder_family(folder)
-    cls = _pipeline_classes(family)[Mode.INPAINT if inpaint else Mode.TXT2IMG]
+    cls = pipeline_classes(family)[Mode.INPAINT if inpaint else Mode.TXT2IMG]
     report(f"Loading weights of {name}", 0.1)
     kwargs: dict[str, Any] = dtype_kwarg(dtype)
     if family != "sdxl":

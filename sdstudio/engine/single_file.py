@@ -139,7 +139,7 @@ def load_checkpoint(path: Path, dtype: torch.dtype, report: Callable[[str, float
                     config_root: Path):
     """(pipeline, family, inpaint_unet) from a single checkpoint file, offline."""
     from sdstudio.engine.devices import dtype_kwarg
-    from sdstudio.engine.models import ModelLoadError, _pipeline_classes
+    from sdstudio.engine.models import ModelLoadError, pipeline_classes
     from sdstudio.engine.request import Mode
 
     report(f"Reading checkpoint {path.name}", 0.02)
@@ -161,7 +161,7 @@ def load_checkpoint(path: Path, dtype: torch.dtype, report: Callable[[str, float
         raise ModelLoadError(f"The config folder for {folder_name} is missing at {config}.")
 
     report(f"Building pipeline ({folder_name}) from {path.name}", 0.1)
-    cls = _pipeline_classes(family)[Mode.INPAINT if inpaint else Mode.TXT2IMG]
+    cls = pipeline_classes(family)[Mode.INPAINT if inpaint else Mode.TXT2IMG]
     kwargs: dict[str, Any] = {"config": str(config), "local_files_only": True, **dtype_kwarg(dtype)}
     if family != "sdxl":
         kwargs.update(safety_checker=None, requires_safety_checker=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -205,14 +206,17 @@ def test_missing_and_wrong_sources(tmp_path, monkeypatch):
     flux.mkdir()
     (flux / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
     cases[str(flux)] = "flux is not a Stable Diffusion 1.x/2.x/XL model.*FluxPipeline"
+    refiner = tmp_path / "refiner"
+    shutil.copytree(CONFIG_ROOT / "sdxl", refiner)
+    index = json.loads((refiner / "model_index.json").read_text())
+    (refiner / "model_index.json").write_text(json.dumps(index | {"text_encoder": [None, None]}))
+    cases[str(refiner)] = "refiner has no .*text encoder"
     for source, words in cases.items():
         with pytest.raises(ModelLoadError, match=words):
             load_model(ModelRef(source))
 
 
 def test_folder_with_missing_weights(tmp_path):
-    import shutil
-
     shutil.copytree(CONFIG_ROOT / "sd15", tmp_path / "configs-only")
     with pytest.raises(ModelLoadError, match="configs-only could not be loaded"):
         load_model(ModelRef(str(tmp_path / "configs-only")))
@@ -236,8 +240,6 @@ def test_bad_device_or_dtype(tiny_sd1):
 
 def test_hub_id_from_the_local_cache(tiny_sd1, tmp_path, monkeypatch):
     """Offline, a hub id resolves to its snapshot in the Hugging Face cache."""
-    import shutil
-
     from huggingface_hub import constants
 
     repo = tmp_path / "models--someone--tiny-sd"
