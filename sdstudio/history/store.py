@@ -52,7 +52,8 @@ class HistoryStore:
         self.root = root
         self.notices = notices
         self._db = db
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the connection
+        self._naming = threading.Lock()  # picking a free file name and writing it
 
     @classmethod
     def open(cls, root: str | os.PathLike | None = None) -> HistoryStore:
@@ -160,7 +161,7 @@ class HistoryStore:
             }.items()
             if v is not None
         }
-        with self._lock:  # one writer chooses a free name at a time
+        with self._naming:  # not the connection's lock: readers never wait for a PNG encode
             file = self._free_name(image_name(created, seed))
             try:
                 save_png(image, self.root / file, parameters, settings)

@@ -11,7 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QImageReader, QKeySequence, QShortcut
+from PySide6.QtGui import (
+    QDesktopServices,
+    QGuiApplication,
+    QImageReader,
+    QKeySequence,
+    QShortcut,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -91,11 +98,13 @@ class GalleryWidget(QWidget):
         self.undo_bar = QWidget()
         self.undo_bar.setLayout(undo_row)
         self.undo_bar.hide()
-        split = QSplitter(Qt.Orientation.Vertical)
+        self.split = split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.grid)
         split.addWidget(self.details)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+        self._sized = False
         footer = QHBoxLayout()
         footer.addWidget(self.count, 1)
         footer.addWidget(self.empty_trash)
@@ -111,6 +120,13 @@ class GalleryWidget(QWidget):
         self._search_timer.setInterval(SEARCH_DELAY_MS)
         self._connect()
         self.apply_filters()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._sized:  # the grid gets most of the height at first; the splitter moves
+            self._sized = True
+            height = max(self.split.height(), 400)
+            self.split.setSizes([height * 3 // 5, height * 2 // 5])
 
     # ---- filters -----------------------------------------------------------------------
 
@@ -272,9 +288,11 @@ class GalleryWidget(QWidget):
             self.apply_filters()
 
     def apply_counts(self) -> None:
-        total = self.model.rowCount()
+        shown = self.model.rowCount()
         where = "in the trash" if self.trash_view.isChecked() else "in the history"
-        self.count.setText(f"{total:,} image{'s' if total != 1 else ''} {where}")
+        total = self.store.count(Query(trashed=self.trash_view.isChecked()))
+        of = f" of {total:,}" if total != shown else ""
+        self.count.setText(f"{shown:,}{of} image{'s' if total != 1 else ''} {where}")
 
     def _ask(self, text: str) -> bool:
         answer = QMessageBox.question(self, "Empty trash", text)

@@ -64,6 +64,9 @@ class HistoryPanel(QObject):
         self.window = window
         self.store = store
         self.gallery = GalleryWidget(store)
+        # The gallery needs height more than width: its dock takes the window's right edge
+        # from top to bottom, beside the prompt rather than under it.
+        window.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock = window.add_dock(self.gallery, "History", Qt.DockWidgetArea.RightDockWidgetArea)
         self.saver = HistorySaver(store)
         # The gallery image last sent to img2img / inpaint: the parent of what is made from it.
