@@ -117,5 +117,13 @@ class FullImageLoader(QObject):
         self._latest += 1
         ticket = self._latest
         emit: Callable[[int, QImage], None] = self.ready.emit
-        QThreadPool.globalInstance().start(lambda: emit(ticket, read_scaled(path, bound)))
+
+        def read() -> None:
+            picture = read_scaled(path, bound)
+            try:
+                emit(ticket, picture)
+            except RuntimeError:  # the pane was closed while the file was read
+                pass
+
+        QThreadPool.globalInstance().start(read)
         return ticket

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from sdstudio.engine.params import request_infotext
 from sdstudio.engine.pngmeta import read_png_text
-from sdstudio.engine.request import Finished, GenerationRequest, ModelInfo
+from sdstudio.engine.request import Finished, GenerationRequest, Mode, ModelInfo
 from sdstudio.settings import SettingsStore
 from sdstudio.ui.history_dock import install_history
 from sdstudio.ui.main_window import MainWindow
@@ -98,3 +98,42 @@ def test_dropping_a_png_without_parameters_gives_a_notice(tmp_path, window, pane
     assert any("plain.png has no generation parameters" in m for m in messages)
     assert any("broken.png" in m for m in messages)
     assert window.request_fields()["prompt"] == "kept"
+
+
+def test_send_to_img2img_links_the_next_result_to_its_parent(qtbot, window, panel):
+    _finish(window, "the parent", seeds=(1,))
+    qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 1, timeout=5000)
+    panel.gallery.select_row(0)
+    parent = panel.gallery.details.image
+    panel.gallery.details.buttons["img2img"].click()
+    assert window.request_fields()["mode"].value == "img2img"
+    init, _mask = window._image_provider()
+    assert init is not None and init.size == (parent.width, parent.height)
+    request = GenerationRequest(prompt="the child", mode=Mode.IMG2IMG, init_image=init, width=128, height=96)
+    child = Image.new("RGB", (128, 96), "white")
+    window.controller.job_finished.emit(request, Finished((child,), (2,), (request_infotext(request, 2, MODEL),)), MODEL)
+    qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 2, timeout=5000)
+    saved = panel.gallery.model.image_at(0)
+    assert (saved.prompt, saved.parent_id, saved.mode) == ("the child", parent.id, "img2img")
+    assert (panel.store.root / saved.init_file).is_file()
+
+
+def test_copy_puts_the_image_on_the_clipboard(qtbot, window, panel):
+    _finish(window, "copy me", seeds=(5,))
+    qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 1, timeout=5000)
+    panel.gallery.select_row(0)
+    panel.gallery.details.buttons["copy"].click()
+    copied = QApplication.clipboard().image()
+    assert (copied.width(), copied.height()) == (128, 96)
+
+
+def test_a_save_that_fails_is_reported_in_the_banner(qtbot, window, panel, monkeypatch):
+    import errno
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("sdstudio.history.store.save_png", full)
+    _finish(window, "no room", seeds=(1,))
+    qtbot.waitUntil(lambda: any("disk is full" in p.message for p in window.banner.problems()), timeout=5000)
+    assert panel.gallery.model.rowCount() == 0
