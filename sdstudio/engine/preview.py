@@ -153,9 +153,10 @@ class X0Capture:
 
 
 def _x0_of(scheduler: Any, output: Any) -> torch.Tensor | None:
-    x0 = getattr(output, "pred_original_sample", None)
-    if x0 is not None:
-        return x0
+    for name in ("pred_original_sample", "denoised"):  # "denoised": LCM's name for x0
+        x0 = getattr(output, name, None)
+        if x0 is not None:
+            return x0
     config = scheduler.config
     predicts_data = config.get("algorithm_type") in ("dpmsolver++", "sde-dpmsolver++") or config.get("predict_x0")
     outputs = getattr(scheduler, "model_outputs", None)
