@@ -79,6 +79,12 @@ class Job:
         return f"<Job {self.id} {kind} {self.state.value}>"
 
 
+def is_last_event(event: Event, request: GenerationRequest | None) -> bool:
+    """Whether `event` ends its job: Finished / Failed / Cancelled, and for a model-load job
+    (`request` None) also ModelLoaded; a generation job goes on to generate after it."""
+    return isinstance(event, TERMINAL_EVENTS) or (request is None and isinstance(event, ModelLoaded))
+
+
 class Engine:
     """Runs generation and model-load jobs one at a time, in submission order.
 
@@ -177,8 +183,7 @@ class Engine:
         gc.collect()
 
     def _emit(self, job: Job, event: Event) -> None:
-        # A load job ends with ModelLoaded; a generation job goes on to generate.
-        last = isinstance(event, TERMINAL_EVENTS) or (job.request is None and isinstance(event, ModelLoaded))
+        last = is_last_event(event, job.request)
         if last:
             job.state = _FINAL_STATES.get(type(event), JobState.DONE)
         try:
