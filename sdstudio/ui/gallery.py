@@ -41,7 +41,7 @@ from sdstudio.ui.gallery_view import THUMB, GalleryGrid
 
 SEARCH_DELAY_MS = 200
 ALL = "\x00all"  # the groups combo's "All days / All prompts" entry (a prompt may be "")
-# Item data is never None: PySide6 6.12 mishandles None read back from a QVariant (see gallery_view).
+# Item data is never None, so an empty QVariant never comes back to Python (see gallery_view).
 _GROUPINGS = (("All images", ""), ("By day", GroupBy.DAY.value), ("By prompt", GroupBy.PROMPT.value))
 
 

@@ -19,11 +19,10 @@ from sdstudio.ui.gallery_thumbs import ThumbnailLoader
 PAGE = 48
 _Index = QModelIndex | QPersistentModelIndex
 
-IMAGE_ROLE = Qt.ItemDataRole.UserRole + 1  # the row's HistoryImage
-ID_ROLE = Qt.ItemDataRole.UserRole + 2  # the row's image id
-
 
 class GalleryModel(QAbstractListModel):
+    """Python code reads rows with `image_at(row)` rather than `index.data()` (see gallery_view.py)."""
+
     def __init__(self, store: HistoryStore, thumbnails: ThumbnailLoader, max_pages: int = 40) -> None:
         super().__init__()
         self.store = store
@@ -43,13 +42,9 @@ class GalleryModel(QAbstractListModel):
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._ids):
             return None
-        if role == ID_ROLE:
-            return self._ids[index.row()]
         image = self.image_at(index.row())
         if image is None:
             return None
-        if role == IMAGE_ROLE:
-            return image
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnails.get(image)
         if role == Qt.ItemDataRole.ToolTipRole:

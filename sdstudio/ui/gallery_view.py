@@ -29,9 +29,9 @@ class ThumbnailDelegate(QStyledItemDelegate):
         palette = option.palette
         if option.state & QStyle.StateFlag.State_Selected:
             painter.fillRect(option.rect, palette.highlight())
-        # The model is asked directly, not through index.data(): PySide6 6.12 on Python 3.11
-        # drops a reference to None each time index.data() yields an empty QVariant, and
-        # after enough paints Python aborts ("deallocating None").
+        # The model is asked directly, not through index.data(): no QVariant round trip per
+        # cell, and none of PySide6 6.12's None refcount bug on Python 3.11 (pyproject pins
+        # it out; it aborted Python after a few thousand paints).
         model = index.model()
         image = model.image_at(index.row()) if isinstance(model, GalleryModel) else None
         thumb = model.thumbnails.get(image) if image is not None else None
