@@ -201,7 +201,7 @@ def load_model(
     except ValueError as exc:
         raise ModelLoadError(f"Cannot load {ref.name}: {exc}") from exc
 
-    pipe, family, inpaint = _load_source(ref, dtype, report, config_root)
+    pipe, family, inpaint = _load_source(ref, device, dtype, report, config_root)
     report(f"Moving {ref.name} to {device.type}", 0.9)
     try:
         pipe.to(device)
@@ -227,7 +227,8 @@ def _quiet_loading_bars() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def _load_source(ref: ModelRef, dtype: torch.dtype, report: Progress, config_root: Path | None):
+def _load_source(ref: ModelRef, device: torch.device, dtype: torch.dtype, report: Progress,
+                 config_root: Path | None):
     source = ref.source
     if source == BUILTIN_MODEL:
         path = builtin_model_path()
@@ -241,7 +242,7 @@ def _load_source(ref: ModelRef, dtype: torch.dtype, report: Progress, config_roo
     if path.is_dir():
         return _load_folder(path, dtype, report)
     if path.is_file():
-        return _load_file(path, ref, dtype, report, config_root)
+        return _load_file(path, ref, device, dtype, report, config_root)
     if _looks_like_path(source):
         raise ModelLoadError(f"Model not found: {path} does not exist.")
     return _load_hub(source, dtype, report)
@@ -329,7 +330,7 @@ def _load_hub(repo_id: str, dtype: torch.dtype, report: Progress):
     return _load_folder(folder, dtype, report, repo_id)
 
 
-def _load_file(path: Path, ref: ModelRef, dtype: torch.dtype, report: Progress,
+def _load_file(path: Path, ref: ModelRef, device: torch.device, dtype: torch.dtype, report: Progress,
                config_root: Path | None):
     from sdstudio.engine.single_file import load_checkpoint
 
@@ -344,4 +345,4 @@ def _load_file(path: Path, ref: ModelRef, dtype: torch.dtype, report: Progress,
         raise ModelLoadError(
             f"{path.name} is not a model file: expected a .safetensors checkpoint or a diffusers folder."
         )
-    return load_checkpoint(path, dtype, report, config_root or CONFIG_ROOT)
+    return load_checkpoint(path, device, dtype, report, config_root or CONFIG_ROOT)

@@ -135,9 +135,12 @@ def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return {key: tuple(value.shape) for key, value in data.items() if hasattr(value, "shape")}
 
 
-def load_checkpoint(path: Path, dtype: torch.dtype, report: Callable[[str, float | None], None],
+def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype,
+                    report: Callable[[str, float | None], None],
                     config_root: Path):
-    """(pipeline, family, inpaint_unet) from a single checkpoint file, offline."""
+    """(pipeline, family, inpaint_unet) from a single checkpoint file, offline.
+
+    `device` is only used for the SD 2 v-prediction probe; the caller moves the pipeline."""
     from sdstudio.engine.devices import dtype_kwarg
     from sdstudio.engine.models import ModelLoadError, pipeline_classes
     from sdstudio.engine.request import Mode
@@ -174,6 +177,7 @@ def load_checkpoint(path: Path, dtype: torch.dtype, report: Callable[[str, float
 
     if family == "sd2" and predicts_v_hint is None:
         report("Checking whether the SD 2 model predicts v or noise", 0.8)
+        pipe.unet.to(device)  # probe where the model will run: milliseconds on a GPU
         if not predicts_v(pipe.unet):
             _use_epsilon(pipe)
     if family == "sdxl" and inpaint:
