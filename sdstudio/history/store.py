@@ -244,8 +244,11 @@ class HistoryStore:
         if thumbnail_from_file(self.path(image), path) is None:
             return None
         if image.thumbnail != name:
-            with self._write() as db:
-                db.execute("UPDATE images SET thumbnail = ? WHERE id = ?", (name, image.id))
+            try:
+                with self._write() as db:
+                    db.execute("UPDATE images SET thumbnail = ? WHERE id = ?", (name, image.id))
+            except sqlite3.Error:
+                pass  # the file is there, which is what counts; the column is filled next time
         return path
 
     # ---- changing ----------------------------------------------------------------------

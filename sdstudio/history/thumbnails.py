@@ -32,5 +32,5 @@ def thumbnail_from_file(source: Path, path: Path, size: int = THUMBNAIL_SIZE) ->
         with PILImage.open(source) as im:
             im.draft("RGB", (size, size))  # JPEG sources decode at reduced size
             return save_thumbnail(im, path, size)
-    except (OSError, ValueError, SyntaxError):
+    except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):
         return None

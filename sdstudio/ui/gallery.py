@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelection, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QItemSelection, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QDesktopServices,
     QGuiApplication,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -196,6 +197,19 @@ class GalleryWidget(QWidget):
             return
         self.details.show_image(image, self.store.path(image), self.thumbnails.get(image))
 
+    def _context_menu(self, pos: QPoint) -> None:
+        """The details pane's actions, for the image under the pointer."""
+        index = self.grid.indexAt(pos)
+        if not index.isValid():
+            return
+        if not self.grid.selectionModel().isSelected(index):
+            self.grid.setCurrentIndex(index)
+        menu = QMenu(self)
+        for name, button in self.details.buttons.items():
+            if button.isVisibleTo(self.details) and button.isEnabled():
+                menu.addAction(button.text(), lambda name=name: self._act(name))
+        menu.exec(self.grid.viewport().mapToGlobal(pos))
+
     def _act(self, name: str) -> None:
         image = self.details.image
         if image is None:
@@ -330,6 +344,8 @@ class GalleryWidget(QWidget):
         self.grid.selectionModel().selectionChanged.connect(self._selection_changed)
         self.grid.selectionModel().currentChanged.connect(lambda *_: self._selection_changed())
         self.grid.doubleClicked.connect(lambda _index: self._act("reuse"))
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.grid.customContextMenuRequested.connect(self._context_menu)
         scope = Qt.ShortcutContext.WidgetWithChildrenShortcut
         QShortcut(QKeySequence.StandardKey.Undo, self, self.undo_delete, context=scope)
         QShortcut(QKeySequence.StandardKey.Delete, self.grid, self.delete_selected, context=Qt.ShortcutContext.WidgetShortcut)

@@ -91,8 +91,11 @@ class ThumbnailLoader(QObject):
                 if self._closed:
                     return
                 image = self._queue.pop()  # newest request first: the cells on screen now
-            path = self.store.thumbnail_path(image)
-            thumb = read_scaled(path, self.bound) if path is not None else QImage()
+            try:
+                path = self.store.thumbnail_path(image)
+                thumb = read_scaled(path, self.bound) if path is not None else QImage()
+            except Exception:  # noqa: BLE001 - one bad file shows as "unreadable", the loader goes on
+                thumb = QImage()
             self._read.emit(image.id, thumb)
 
     def _store_read(self, image_id: int, thumb: QImage) -> None:
