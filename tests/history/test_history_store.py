@@ -221,3 +221,21 @@ def test_unusable_folder_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(HistoryError, match="history folder"):
         HistoryStore.open(blocker / "history")
+
+
+@pytest.mark.parametrize("suffix", ["jpg", "webp"])
+def test_a1111_jpeg_and_webp_with_exif_parameters_are_indexed(tmp_path, suffix):
+    from sdstudio.history.metadata import fields_from_file
+
+    text = "a misty lake\nNegative prompt: people\nSteps: 28, Sampler: Euler a, CFG scale: 6, Seed: 42, Size: 40x40, Model: sdxl"
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + text.encode("utf-16-be")  # as A1111 (piexif) writes it
+    folder = tmp_path / "images" / "imported"
+    folder.mkdir(parents=True)
+    _image("teal", 40).save(folder / f"a1111.{suffix}", exif=exif)
+    store = HistoryStore.open(tmp_path)
+    (image,) = store.page()
+    assert (image.prompt, image.negative_prompt, image.seed, image.model) == ("a misty lake", "people", 42, "sdxl")
+    fields, reason = fields_from_file(store.path(image))
+    assert reason == "" and fields["steps"] == 28
+    store.close()
