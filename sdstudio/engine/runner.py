@@ -145,12 +145,15 @@ class Engine:
 
     def shutdown(self, wait: bool = True) -> None:
         """Cancel pending jobs, stop the running one at its next step and end the worker."""
-        with self._lock:
+        with self._lock:  # one critical section, so the worker cannot start a pending job
             self._closed = True
+            pending = list(self._queue)
+            self._queue.clear()
             if self._running is not None:
                 self._running._cancel.set()
             self._lock.notify_all()
-        self.cancel_all_pending()
+        for job in pending:
+            self._emit(job, Cancelled())
         if wait and threading.current_thread() is not self._thread:
             self._thread.join()
 
