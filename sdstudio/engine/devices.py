@@ -64,3 +64,15 @@ def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
 
     name = "dtype" if Version(diffusers.__version__).release >= (0, 42) else "torch_dtype"
     return {name: dtype}
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` means the device (or the CPU) ran out of memory, whatever raised it."""
+    import torch
+
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        phrase in text for phrase in ("out of memory", "can't allocate memory", "not enough memory")
+    )

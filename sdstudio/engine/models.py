@@ -189,9 +189,10 @@ def load_model(
     `progress(message, fraction)` is called along the way (fraction 0..1 or None).
     `config_root` replaces resources/configs, the folder of per-family config folders used for
     single-file checkpoints (tests point it at tiny configs).
-    Raises ModelLoadError with a message a person understands.
+    Raises ModelLoadError with a message a person understands; running out of memory is
+    raised as it is (see devices.is_out_of_memory) so that the caller can say what to lower.
     """
-    from sdstudio.engine.devices import pick_device, pick_dtype
+    from sdstudio.engine.devices import is_out_of_memory, pick_device, pick_dtype
 
     report = progress or (lambda message, fraction: None)
     _quiet_loading_bars()
@@ -206,6 +207,8 @@ def load_model(
     try:
         pipe.to(device)
     except RuntimeError as exc:
+        if is_out_of_memory(exc):
+            raise  # the runner reports it as out-of-memory, with what to do
         raise ModelLoadError(f"Cannot move {ref.name} to {device}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
     info = ModelInfo(
@@ -294,7 +297,7 @@ def folder_family(folder: Path) -> tuple[str, bool]:
 
 
 def _load_folder(folder: Path, dtype: torch.dtype, report: Progress, name: str = ""):
-    from sdstudio.engine.devices import dtype_kwarg
+    from sdstudio.engine.devices import dtype_kwarg, is_out_of_memory
 
     name = name or folder.name
     report(f"Reading {name}", 0.05)
@@ -307,6 +310,8 @@ def _load_folder(folder: Path, dtype: torch.dtype, report: Progress, name: str =
     try:
         pipe = cls.from_pretrained(folder, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        if is_out_of_memory(exc):
+            raise
         raise ModelLoadError(f"{name} could not be loaded: {exc}") from exc
     return pipe, family, inpaint
 

@@ -141,7 +141,7 @@ def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype,
     """(pipeline, family, inpaint_unet) from a single checkpoint file, offline.
 
     `device` is only used for the SD 2 v-prediction probe; the caller moves the pipeline."""
-    from sdstudio.engine.devices import dtype_kwarg
+    from sdstudio.engine.devices import dtype_kwarg, is_out_of_memory
     from sdstudio.engine.models import ModelLoadError, pipeline_classes
     from sdstudio.engine.request import Mode
 
@@ -171,6 +171,8 @@ def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype,
     try:
         pipe = cls.from_single_file(str(path), **kwargs)
     except Exception as exc:  # conversion errors come as KeyError, ValueError, RuntimeError...
+        if is_out_of_memory(exc):
+            raise
         raise ModelLoadError(
             f"{path.name} could not be converted as a {folder_name} model: {exc}"
         ) from exc

@@ -265,3 +265,16 @@ def test_default_dtype_per_device():
     assert pick_dtype(torch.device("cpu")) == torch.float32
     assert pick_dtype(torch.device("cuda"), "fp32") == torch.float32
     assert pick_dtype(torch.device("cpu"), "half") == torch.float16
+
+
+def test_out_of_memory_is_not_hidden_as_a_load_error(tiny_sd1, monkeypatch):
+    """The runner tells the person what to lower on OOM; a ModelLoadError would hide that."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", no_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        load_model(ModelRef(str(tiny_sd1)))
