@@ -7,12 +7,13 @@ an image file dropped on the window fills the panels with its parameters.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from sdstudio.engine.request import Finished, GenerationRequest, Mode, ModelInfo
 from sdstudio.history import HistoryError, HistoryImage, HistoryStore
@@ -57,30 +58,77 @@ class HistorySaver(QObject):
 
 
 class HistoryPanel(QObject):
-    """Owns the store, the gallery dock and the saver for one window."""
+    """Owns the store, the gallery dock and the saver for one window.
 
-    def __init__(self, window: MainWindow, store: HistoryStore) -> None:
+    The store opens in a thread (a first start after a lost index re-reads every PNG):
+    the dock says "Opening the history…" meanwhile, and jobs that finish before it is
+    open are saved as soon as it is.
+    """
+
+    # (HistoryStore, or the HistoryError that stopped it): the store finished opening.
+    opened = Signal(object)
+
+    def __init__(self, window: MainWindow, root: Path | str | None = None) -> None:
         super().__init__(window)
         self.window = window
-        self.store = store
-        self.gallery = GalleryWidget(store)
+        self.store: HistoryStore | None = None
+        self.gallery: GalleryWidget | None = None
+        self.saver: HistorySaver | None = None
+        self._waiting: list[tuple[GenerationRequest, Finished, ModelInfo | None, int | None]] = []
+        self._failed = False
+        self._closed = False
+        # The gallery image last sent to img2img / inpaint: the parent of what is made from it.
+        self._parent: HistoryImage | None = None
+        placeholder = QLabel("Opening the history…")
+        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         # The gallery needs height more than width: its dock takes the window's right edge
         # from top to bottom, beside the prompt rather than under it.
         window.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.dock = window.add_dock(self.gallery, "History", Qt.DockWidgetArea.RightDockWidgetArea)
-        self.saver = HistorySaver(store)
-        # The gallery image last sent to img2img / inpaint: the parent of what is made from it.
-        self._parent: HistoryImage | None = None
+        self.dock = window.add_dock(placeholder, "History", Qt.DockWidgetArea.RightDockWidgetArea)
         self.drops = ParameterDropFilter(window, self.reuse, self._notice, skip=self._takes_images)
         window.controller.job_finished.connect(self.save)
-        self.saver.saved.connect(self.gallery.add_images)
-        self.saver.failed.connect(window.report)
-        self.gallery.problem.connect(window.report)
-        self.gallery.reuse_fields.connect(self.reuse)
-        self.gallery.reuse_seed.connect(lambda seed: window.apply_fields({"seed": seed}))
-        self.gallery.send_to_img2img.connect(self.send_to_img2img)
-        self.gallery.send_to_inpaint.connect(self.send_to_inpaint)
         QApplication.instance().aboutToQuit.connect(self.close)
+        self.opened.connect(self._opened, Qt.ConnectionType.QueuedConnection)
+        threading.Thread(target=self._open, args=(root,), name="history-open", daemon=True).start()
+
+    def _open(self, root: Path | str | None) -> None:
+        try:
+            result: HistoryStore | HistoryError = HistoryStore.open(root)
+        except HistoryError as exc:
+            result = exc
+        try:
+            self.opened.emit(result)
+        except RuntimeError:  # the window is gone already
+            if isinstance(result, HistoryStore):
+                result.close()
+
+    def _opened(self, result: HistoryStore | HistoryError) -> None:
+        if self._closed:
+            if isinstance(result, HistoryStore):
+                result.close()
+            return
+        if isinstance(result, HistoryError):
+            self._failed = True
+            self.dock.widget().setText(f"The history is not available:\n{result}")
+            self.window.report(f"{result} Finished images are not kept in the history this session.")
+            self._waiting.clear()
+            return
+        self.store = store = result
+        for notice in store.notices:
+            self.window.report(notice, level=Level.WARNING)
+        self.gallery = gallery = GalleryWidget(store)
+        self.dock.setWidget(gallery)
+        self.saver = HistorySaver(store)
+        self.saver.saved.connect(gallery.add_images)
+        self.saver.failed.connect(self.window.report)
+        gallery.problem.connect(self.window.report)
+        gallery.reuse_fields.connect(self.reuse)
+        gallery.reuse_seed.connect(lambda seed: self.window.apply_fields({"seed": seed}))
+        gallery.send_to_img2img.connect(self.send_to_img2img)
+        gallery.send_to_inpaint.connect(self.send_to_inpaint)
+        for job in self._waiting:
+            self.saver.save(*job)
+        self._waiting.clear()
 
     def save(self, request: GenerationRequest, finished: Finished, model: ModelInfo | None) -> None:
         parent = self._parent
@@ -90,19 +138,23 @@ class HistoryPanel(QObject):
             and request.init_image is not None
             and request.init_image.size == (parent.width, parent.height)
         )
-        self.saver.save(request, finished, model, parent.id if from_parent and parent else None)
+        job = (request, finished, model, parent.id if from_parent and parent else None)
+        if self.saver is not None:
+            self.saver.save(*job)
+        elif not self._failed:
+            self._waiting.append(job)
 
     def reuse(self, fields: dict) -> None:
         """Fill the prompt and parameter panels (mode included) from an image's fields."""
         self.window.apply_fields(fields)
 
     def send_to_img2img(self, path: str, image_id: int) -> None:
-        self._parent = self.store.get(image_id)
+        self._parent = self.store.get(image_id) if self.store else None
         self.window.open_init_image(path)
         self.window.apply_fields({"mode": Mode.IMG2IMG})
 
     def send_to_inpaint(self, path: str, image_id: int) -> None:
-        self._parent = self.store.get(image_id)
+        self._parent = self.store.get(image_id) if self.store else None
         canvas = getattr(self.window, "canvas", None)
         if canvas is not None and canvas.open_file(path):
             self.window.apply_fields({"mode": Mode.INPAINT})
@@ -113,9 +165,15 @@ class HistoryPanel(QObject):
         self.window.apply_fields({"mode": Mode.INPAINT})
 
     def close(self) -> None:
-        self.saver.close()
-        self.gallery.close_loader()
-        self.store.close()
+        """Finish pending saves, stop the thumbnail thread, close the index."""
+        self._closed = True
+        if self.saver is not None:
+            self.saver.close()
+        if self.gallery is not None:
+            self.gallery.close_loader()
+        if self.store is not None:
+            self.store.close()
+        self.saver = self.gallery = self.store = None
 
     def _notice(self, message: str) -> None:
         self.window.report(message, level=Level.WARNING)
@@ -125,14 +183,8 @@ class HistoryPanel(QObject):
         return canvas is not None and (widget is canvas or canvas.isAncestorOf(widget))
 
 
-def install_history(window: MainWindow, root: Path | str | None = None) -> HistoryPanel | None:
-    """Open the history (default: the user's data folder) and put its gallery in `window`.
-    A history that cannot be opened is reported and left out; the studio still works."""
-    try:
-        store = HistoryStore.open(root)
-    except HistoryError as exc:
-        window.report(exc)
-        return None
-    for notice in store.notices:
-        window.report(notice, level=Level.WARNING)
-    return HistoryPanel(window, store)
+def install_history(window: MainWindow, root: Path | str | None = None) -> HistoryPanel:
+    """Put the history (default: the user's data folder) into `window`: its gallery dock,
+    saving every finished job, and image drops. A history that cannot be opened is
+    reported; the studio works on without it."""
+    return HistoryPanel(window, root)

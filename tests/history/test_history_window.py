@@ -28,8 +28,9 @@ def window(qtbot, tmp_path):
 
 
 @pytest.fixture
-def panel(window, tmp_path):
+def panel(qtbot, window, tmp_path):
     p = install_history(window, tmp_path / "history")
+    qtbot.waitUntil(lambda: p.gallery is not None, timeout=5000)
     yield p
     p.close()
 
@@ -40,6 +41,25 @@ def _finish(window, prompt: str, seeds=(11, 12)) -> GenerationRequest:
     infos = tuple(request_infotext(request, s, MODEL) for s in seeds)
     window.controller.job_finished.emit(request, Finished(images, tuple(seeds), infos), MODEL)
     return request
+
+
+def test_jobs_finished_while_the_history_opens_are_saved_once_it_is(qtbot, window, tmp_path):
+    panel = install_history(window, tmp_path / "history")
+    _finish(window, "early bird", seeds=(3,))
+    qtbot.waitUntil(lambda: panel.gallery is not None and panel.gallery.model.rowCount() == 1, timeout=5000)
+    assert panel.dock.widget() is panel.gallery
+    assert panel.gallery.model.image_at(0).prompt == "early bird"
+    panel.close()
+
+
+def test_a_history_that_cannot_open_is_reported_and_the_window_goes_on(qtbot, window, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    panel = install_history(window, tmp_path / "a-file" / "history")
+    qtbot.waitUntil(lambda: bool(window.banner.problems()), timeout=5000)
+    assert "history folder" in window.banner.problems()[-1].message
+    assert "not available" in panel.dock.widget().text()
+    _finish(window, "not kept")  # nothing to save it to, and nothing breaks
+    panel.close()
 
 
 def test_finished_images_are_saved_and_appear_at_the_top(qtbot, window, panel):

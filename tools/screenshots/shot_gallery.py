@@ -81,10 +81,11 @@ def main(out: Path) -> int:
         fill_history(Path(tmp) / "history")
         window = MainWindow(SettingsStore(Path(tmp) / "settings.json"), engine_factory=lambda: None)
         panel = install_history(window, Path(tmp) / "history")
-        assert panel is not None
         window.resize(1600, 1000)
         window.show()
         window.resizeDocks([panel.dock], [760], Qt.Orientation.Horizontal)
+        while panel.gallery is None:
+            settle(app, 0.1)
         gallery = panel.gallery
         settle(app, 1.5)
         window.grab().save(str(out / "gallery.png"))
