@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
-from sdstudio.engine.request import Finished, GenerationRequest, Mode, ModelInfo
+from sdstudio.engine.request import Finished, GenerationRequest, Mode, ModelInfo, ModelRef
 from sdstudio.history import HistoryError, HistoryImage, HistoryStore
 from sdstudio.ui.errors import Level
 from sdstudio.ui.gallery import GalleryWidget
@@ -145,8 +145,16 @@ class HistoryPanel(QObject):
             self._waiting.append(job)
 
     def reuse(self, fields: dict) -> None:
-        """Fill the prompt and parameter panels (mode included) from an image's fields."""
+        """Fill the prompt and parameter panels (mode included) from an image's fields, and
+        say so when the image was made with another model than the one loaded."""
         self.window.apply_fields(fields)
+        made_with, loaded = fields.get("model"), self.window.controller.model_ref
+        if isinstance(made_with, ModelRef) and loaded is not None and made_with.source != loaded.source:
+            self.window.report(
+                f"This image was made with the model {made_with.name}; {loaded.name} is loaded "
+                "(Model menu to switch).",
+                level=Level.INFO,
+            )
 
     def send_to_img2img(self, path: str, image_id: int) -> None:
         self._parent = self.store.get(image_id) if self.store else None

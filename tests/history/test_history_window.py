@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from sdstudio.engine.params import request_infotext
 from sdstudio.engine.pngmeta import read_png_text
-from sdstudio.engine.request import Finished, GenerationRequest, Mode, ModelInfo
+from sdstudio.engine.request import Finished, GenerationRequest, Mode, ModelInfo, ModelRef
 from sdstudio.settings import SettingsStore
 from sdstudio.ui.history_dock import install_history
 from sdstudio.ui.main_window import MainWindow
@@ -83,6 +83,9 @@ def test_reuse_parameters_fills_the_window_panels(qtbot, window, panel):
     fields = window.request_fields()
     assert (fields["prompt"], fields["negative_prompt"]) == ("reuse me\nplease", "lowres")
     assert (fields["steps"], fields["cfg_scale"], fields["seed"], fields["width"]) == (9, 4.5, 321, 128)
+    window.controller.model_ref = ModelRef("/models/other.safetensors")
+    panel.gallery.details.buttons["reuse"].click()
+    assert "made with the model builtin; other is loaded" in window.banner.problems()[-1].message
 
 
 def _drop(widget, path) -> None:
