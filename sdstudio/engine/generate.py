@@ -35,7 +35,8 @@ MAX_SEED = 2**32 - 1
 
 
 class JobInterrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Raised from the step callback when the job was cancelled."""
+    """The job was cancelled: raised at a step boundary (from the step callback), between
+    batches, or by the runner before the job's work starts."""
 
 
 @dataclass

@@ -20,9 +20,10 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sdstudio.engine.images import BadOutputError, InputError, prepare_inputs
+from sdstudio.engine.generate import JobInterrupted, plan_generation, run_generation
+from sdstudio.engine.images import BadOutputError, InputError, PreparedInputs, prepare_inputs
 from sdstudio.engine.request import (
     TERMINAL_EVENTS,
     Cancelled,
@@ -202,7 +203,7 @@ class Engine:
         emit = lambda event: self._emit(job, event)  # noqa: E731
         try:
             if job._cancel.is_set():
-                raise _Cancel
+                raise JobInterrupted
             if job.request is None:
                 model, fresh = self._ensure_model(job.model_ref, emit)
                 if not fresh:  # already loaded: nothing to do, but the caller still hears so
@@ -211,25 +212,19 @@ class Engine:
             prepared = prepare_inputs(job.request)
             model, _ = self._ensure_model(job.model_ref, emit)
             if job._cancel.is_set():
-                raise _Cancel
+                raise JobInterrupted
             self._generate(job, model, prepared, emit)
-        except _Cancel:
+        except JobInterrupted:
             emit(Cancelled())
         except Exception as exc:  # noqa: BLE001 - every failure becomes a Failed event
             emit(_failure(exc, job))
 
-    def _generate(self, job: Job, model: LoadedModel, prepared: Any, emit: Callback) -> None:
-        from sdstudio.engine.generate import JobInterrupted, plan_generation, run_generation
-
+    def _generate(self, job: Job, model: LoadedModel, prepared: PreparedInputs, emit: Callback) -> None:
         plan = plan_generation(model, job.request, prepared)
         emit(Started(total=plan.total))
         for message in prepared.notices:
             emit(Notice(message))
-        try:
-            finished = run_generation(model, plan, emit, job._cancel.is_set, self._previewer)
-        except JobInterrupted:
-            raise _Cancel from None
-        emit(finished)
+        emit(run_generation(model, plan, emit, job._cancel.is_set, self._previewer))
 
     def _ensure_model(self, ref: ModelRef, emit: Callback) -> tuple[LoadedModel, bool]:
         """(model, freshly loaded): the loaded model if it matches `ref`, else `ref` loaded now.
@@ -263,10 +258,6 @@ def _shutdown_if_alive(engine_ref: weakref.ref[Engine]) -> None:
     engine = engine_ref()
     if engine is not None:
         engine.shutdown()
-
-
-class _Cancel(Exception):  # noqa: N818 - control flow inside the worker
-    pass
 
 
 def _same_model(ref: ModelRef, info: ModelInfo) -> bool:
