@@ -130,7 +130,7 @@ class LoadedModel:
         pipe = self._pipelines.get(mode)
         if pipe is None:
             cls = pipeline_classes(self.info.family)[mode]
-            if isinstance(self.base, cls) and type(self.base) is cls:
+            if type(self.base) is cls:
                 pipe = self.base
             else:
                 # from_pipe casts every component to `torch_dtype` (float32 when not given), in
