@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from sdstudio.engine.preview import LatentPreview
 
 MAX_SEED = 2**32 - 1
+# What the inpaint pipelines' step callback can see of the known area, for previews.
+_INPAINT_PREVIEW_TENSORS = ("mask", "masked_image_latents")
 
 
 class JobInterrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -93,6 +95,7 @@ def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prep
         kwargs["image"] = prepared.init_image
     if request.mode is Mode.INPAINT:
         kwargs["mask_image"] = prepared.mask
+        kwargs["callback_on_step_end_tensor_inputs"] = ["latents", *_INPAINT_PREVIEW_TENSORS]
     kwargs.update(model.stand_in_inputs(request.mode, request.width, request.height, prepared.init_image))
     if "mask_image" in kwargs and request.batch_size > 1:
         # The inpaint pipelines VAE-encode a single init image with the first generator only,
@@ -129,7 +132,7 @@ def run_generation(
     import torch
     from PIL import Image as PILImage
 
-    from sdstudio.engine.preview import X0Capture
+    from sdstudio.engine.preview import X0Capture, with_known_area
 
     request = plan.request
     capture = X0Capture(plan.pipe.scheduler)
@@ -140,7 +143,10 @@ def run_generation(
         if cancelled():
             raise JobInterrupted
         done += 1
-        preview = previewer.image(capture.latest(tensors["latents"])) if previewer else None
+        preview = None
+        if previewer is not None:
+            x0 = capture.latest(tensors["latents"])
+            preview = previewer.image(with_known_area(x0, *(tensors.get(k) for k in _INPAINT_PREVIEW_TENSORS)))
         emit(Step(done, plan.total, preview))
         return {}
 

@@ -129,6 +129,16 @@ def _fit_pictures(size: int) -> torch.Tensor:
     ])
 
 
+def with_known_area(x0: torch.Tensor, mask: torch.Tensor | None, known: torch.Tensor | None) -> torch.Tensor:
+    """For inpainting: x0 inside the mask (1 = repaint), the latents of the init image outside
+    it, as the final picture will be. The inpaint pipelines hand both to the step callback
+    (`mask`, `masked_image_latents`, doubled under CFG); without them x0 is shown as is."""
+    if mask is None or known is None:
+        return x0
+    inside = mask[:1].to(x0.dtype)
+    return x0[:1] * inside + known[:1].to(x0.dtype) * (1 - inside)
+
+
 class X0Capture:
     """Wraps one scheduler's `step` to keep the latest predicted clean latent (x0).
 

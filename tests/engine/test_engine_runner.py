@@ -111,6 +111,19 @@ def test_img2img_and_4_channel_inpaint(engine, tiny_sd1, init_image, square_mask
         assert "Denoising strength: 1" in finished(events).infos[0]
 
 
+@pytest.mark.parametrize("model", ["tiny_sd1", "tiny_sd1_inpaint"])
+def test_inpaint_previews_show_the_init_image_outside_the_mask(engine, model, request):
+    flat = Image.new("RGB", (64, 64), (200, 40, 40))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (24, 24, 40, 40))
+    events = run(engine, make(request.getfixturevalue(model), mode=Mode.INPAINT, init_image=flat, mask=mask,
+                              strength=1.0, mask_blur=0))
+    steps = [e for e in events if isinstance(e, Step)]
+    first, last = pixels(steps[0].preview), pixels(steps[-1].preview)
+    assert np.array_equal(first[:2, :2], last[:2, :2])  # known area: the init image's latents
+    assert not np.array_equal(first[3:5, 3:5], last[3:5, 3:5])  # masked area: evolving x0
+
+
 def test_9_channel_inpaint_model_in_every_mode(engine, tiny_sd1_inpaint, init_image, square_mask):
     for mode in Mode:
         events = run(engine, make(tiny_sd1_inpaint, mode=mode, init_image=init_image, mask=square_mask))
