@@ -78,15 +78,15 @@ def by_ids(db: sqlite3.Connection, wanted: list[int]) -> dict[int, HistoryImage]
     return found
 
 
-def groups(db: sqlite3.Connection, query: Query, by: GroupBy) -> list[Group]:
-    """Days or prompts of the images matching `query`, newest group first."""
+def groups(db: sqlite3.Connection, query: Query, by: GroupBy, limit: int = -1) -> list[Group]:
+    """Days or prompts of the images matching `query`, newest group first (at most `limit`)."""
     sql, args = where(query)
     key = "date(created, 'unixepoch', 'localtime')" if by is GroupBy.DAY else "prompt"
     # SQLite takes the bare `id` from the row holding MAX(created): the group's newest image.
     rows = db.execute(
         f"SELECT {key} AS k, COUNT(*), MAX(created), id FROM images WHERE {sql} "
-        "GROUP BY k ORDER BY MAX(created) DESC",
-        args,
+        "GROUP BY k ORDER BY MAX(created) DESC LIMIT ?",
+        [*args, limit],
     )
     return [Group(key=r[0], count=r[1], newest_id=r[3]) for r in rows]
 

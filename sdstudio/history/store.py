@@ -226,9 +226,10 @@ class HistoryStore:
         with self._lock:
             return queries.count(self._db, query)
 
-    def groups(self, by: GroupBy, query: Query = ALL) -> list[Group]:
+    def groups(self, by: GroupBy, query: Query = ALL, limit: int = -1) -> list[Group]:
+        """Days or prompts, newest first; `limit` < 0 means all."""
         with self._lock:
-            return queries.groups(self._db, query, GroupBy(by))
+            return queries.groups(self._db, query, GroupBy(by), limit)
 
     def path(self, image: HistoryImage) -> Path:
         """Where the image file is now (in the trash when trashed)."""

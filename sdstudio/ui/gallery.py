@@ -41,6 +41,7 @@ from sdstudio.ui.gallery_thumbs import ThumbnailLoader
 from sdstudio.ui.gallery_view import THUMB, GalleryGrid
 
 SEARCH_DELAY_MS = 200
+GROUPS_SHOWN = 300  # the newest days / prompts offered; older ones are reached by search
 ALL = "\x00all"  # the groups combo's "All days / All prompts" entry (a prompt may be "")
 # Item data is never None, so an empty QVariant never comes back to Python (see gallery_view).
 _GROUPINGS = (("All images", ""), ("By day", GroupBy.DAY.value), ("By prompt", GroupBy.PROMPT.value))
@@ -162,7 +163,7 @@ class GalleryWidget(QWidget):
         if by is not None:
             self.groups.addItem("All days" if by is GroupBy.DAY else "All prompts", ALL)
             base = Query(favourites=self.favourites.isChecked(), trashed=self.trash_view.isChecked())
-            for group in self.store.groups(by, base):
+            for group in self.store.groups(by, base, limit=GROUPS_SHOWN):
                 label = group.key if by is GroupBy.DAY else _short(group.key or "(no prompt)")
                 self.groups.addItem(f"{label} ({group.count})", group.key)
                 self.groups.setItemData(self.groups.count() - 1, group.key, Qt.ItemDataRole.ToolTipRole)

@@ -11,7 +11,6 @@ from collections import OrderedDict
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QImage
 
 from sdstudio.history import HistoryImage, HistoryStore, Query
 from sdstudio.ui.gallery_thumbs import ThumbnailLoader
@@ -32,7 +31,7 @@ class GalleryModel(QAbstractListModel):
         self._row_of: dict[int, int] | None = None
         self._pages: OrderedDict[int, dict[int, HistoryImage]] = OrderedDict()
         self._max_pages = max_pages
-        thumbnails.loaded.connect(self._thumbnail_loaded)
+        thumbnails.loaded.connect(self._thumbnails_loaded)
 
     # ---- Qt model ----------------------------------------------------------------------
 
@@ -126,8 +125,7 @@ class GalleryModel(QAbstractListModel):
         index = self.index(row)
         self.dataChanged.emit(index, index)
 
-    def _thumbnail_loaded(self, image_id: int, _thumb: QImage) -> None:
-        row = self.row_of(image_id)
-        if row is not None:
-            index = self.index(row)
-            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+    def _thumbnails_loaded(self, image_ids: list[int]) -> None:
+        rows = [row for i in image_ids if (row := self.row_of(i)) is not None]
+        if rows:
+            self.dataChanged.emit(self.index(min(rows)), self.index(max(rows)), [Qt.ItemDataRole.DecorationRole])

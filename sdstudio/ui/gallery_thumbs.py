@@ -33,10 +33,11 @@ def read_scaled(path: Path | str, bound: QSize) -> QImage:
 class ThumbnailLoader(QObject):
     """Gives cached thumbnails at once and loads missing ones in worker threads."""
 
-    # (image id, thumbnail QImage scaled to `size`): a requested thumbnail is ready; UI thread.
-    loaded = Signal(int, QImage)
-    # (image id, QImage): a worker finished; internal hop from the worker to the UI thread.
-    _read = Signal(int, QImage)
+    # (list of image ids): their requested thumbnails are now cached; UI thread, batched so
+    # a burst of reads costs the UI one update rather than one per thumbnail.
+    loaded = Signal(list)
+    # (): a worker finished reads since the last hop; internal, worker -> UI thread.
+    _read = Signal()
 
     def __init__(
         self, store: HistoryStore, size: int, cache_size: int = 600, threads: int = 1, queue_size: int = 256
@@ -49,9 +50,10 @@ class ThumbnailLoader(QObject):
         self._queue: deque[HistoryImage] = deque()
         self._queue_size = queue_size
         self._pending: set[int] = set()
+        self._done: list[tuple[int, QImage]] = []  # read by a worker, not yet cached
         self._wake = threading.Condition()
         self._closed = False
-        self._read.connect(self._store_read, Qt.ConnectionType.QueuedConnection)
+        self._read.connect(self._take_reads, Qt.ConnectionType.QueuedConnection)
         self._workers = [threading.Thread(target=self._work, name=f"thumbnails-{i}", daemon=True) for i in range(threads)]
         for worker in self._workers:
             worker.start()
@@ -96,15 +98,23 @@ class ThumbnailLoader(QObject):
                 thumb = read_scaled(path, self.bound) if path is not None else QImage()
             except Exception:  # noqa: BLE001 - one bad file shows as "unreadable", the loader goes on
                 thumb = QImage()
-            self._read.emit(image.id, thumb)
+            with self._wake:
+                self._done.append((image.id, thumb))
+                first = len(self._done) == 1
+            if first:  # one hop per batch: later reads join the list until the UI takes it
+                self._read.emit()
 
-    def _store_read(self, image_id: int, thumb: QImage) -> None:
+    def _take_reads(self) -> None:
         with self._wake:
-            self._pending.discard(image_id)
-        self._cache[image_id] = thumb
+            done, self._done = self._done, []
+            for image_id, _thumb in done:
+                self._pending.discard(image_id)
+        for image_id, thumb in done:
+            self._cache[image_id] = thumb
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        self.loaded.emit(image_id, thumb)
+        if done:
+            self.loaded.emit([image_id for image_id, _thumb in done])
 
 
 class FullImageLoader(QObject):
