@@ -48,7 +48,8 @@ _GROUPINGS = (("All images", ""), ("By day", GroupBy.DAY.value), ("By prompt", G
 
 
 class GalleryWidget(QWidget):
-    # (dict of GenerationRequest fields): "Reuse parameters" was pressed for an image.
+    # (dict of GenerationRequest fields): "Reuse parameters" was pressed for the image shown
+    # in the details pane (`details.image`).
     reuse_fields = Signal(dict)
     # (seed): "Reuse seed" was pressed.
     reuse_seed = Signal(int)

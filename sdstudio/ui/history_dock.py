@@ -122,7 +122,7 @@ class HistoryPanel(QObject):
         self.saver.saved.connect(gallery.add_images)
         self.saver.failed.connect(self.window.report)
         gallery.problem.connect(self.window.report)
-        gallery.reuse_fields.connect(self.reuse)
+        gallery.reuse_fields.connect(self._reuse_shown)
         gallery.reuse_seed.connect(lambda seed: self.window.apply_fields({"seed": seed}))
         gallery.send_to_img2img.connect(self.send_to_img2img)
         gallery.send_to_inpaint.connect(self.send_to_inpaint)
@@ -155,6 +155,24 @@ class HistoryPanel(QObject):
                 "(Model menu to switch).",
                 level=Level.INFO,
             )
+
+    def _reuse_shown(self, fields: dict) -> None:
+        """"Reuse parameters" in the gallery: the fields, and for img2img / inpaint the kept
+        init image (and mask, on the canvas), so the image can be made again exactly."""
+        self.reuse(fields)
+        image = self.gallery.details.image if self.gallery else None
+        if self.store is None or image is None or not image.init_file or image.mode not in ("img2img", "inpaint"):
+            return
+        init = self.store.root / image.init_file
+        canvas = getattr(self.window, "canvas", None)
+        if image.mode == "inpaint" and image.mask_file and canvas is not None and canvas.open_file(init):
+            from PIL import Image as PILImage
+
+            with PILImage.open(self.store.root / image.mask_file) as mask:
+                canvas.set_mask(mask.convert("L"))
+        else:
+            self.window.open_init_image(str(init))
+        self.window.apply_fields({"mode": Mode(image.mode)})
 
     def send_to_img2img(self, path: str, image_id: int) -> None:
         self._parent = self.store.get(image_id) if self.store else None

@@ -160,3 +160,18 @@ def test_a_save_that_fails_is_reported_in_the_banner(qtbot, window, panel, monke
     _finish(window, "no room", seeds=(1,))
     qtbot.waitUntil(lambda: any("disk is full" in p.message for p in window.banner.problems()), timeout=5000)
     assert panel.gallery.model.rowCount() == 0
+
+
+def test_reusing_an_img2img_image_restores_its_init_image(qtbot, window, panel):
+    init = Image.new("RGB", (128, 96), (10, 200, 30))
+    request = GenerationRequest(prompt="from an init", mode=Mode.IMG2IMG, init_image=init, strength=0.4, width=128, height=96)
+    finished = Finished((Image.new("RGB", (128, 96)),), (8,), (request_infotext(request, 8, MODEL),))
+    window.controller.job_finished.emit(request, finished, MODEL)
+    qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 1, timeout=5000)
+    window.apply_fields({"mode": Mode.TXT2IMG})
+    panel.gallery.select_row(0)
+    panel.gallery.details.buttons["reuse"].click()
+    fields = window.request_fields()
+    assert (fields["mode"], fields["strength"]) == (Mode.IMG2IMG, 0.4)
+    restored, _mask = window._image_provider()
+    assert restored.size == (128, 96) and restored.getpixel((5, 5)) == (10, 200, 30)
