@@ -67,10 +67,13 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def open_index(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) and check the index; CorruptIndex when it is damaged."""
+    """Open (creating if needed) and check the index. CorruptIndex when it is damaged; a
+    sqlite3.OperationalError (locked, unreadable, disk full) is no damage and passes as is."""
     try:
         db = connect(path)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.OperationalError:
+        raise
+    except sqlite3.DatabaseError as exc:  # e.g. "file is not a database"
         raise CorruptIndex(str(exc)) from exc
     try:
         status = db.execute("PRAGMA quick_check").fetchone()[0]
@@ -79,6 +82,9 @@ def open_index(path: Path) -> sqlite3.Connection:
         db.executescript(SCHEMA)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("INSERT INTO images_fts(images_fts, rank) VALUES ('integrity-check', 1)")
+    except sqlite3.OperationalError:
+        db.close()
+        raise
     except sqlite3.DatabaseError as exc:
         db.close()
         raise CorruptIndex(str(exc)) from exc

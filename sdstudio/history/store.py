@@ -65,10 +65,13 @@ class HistoryStore:
         index = root / INDEX_NAME
         aside = None
         try:
-            db = open_index(index)
-        except CorruptIndex:
-            aside = _move_aside(index)
-            db = open_index(index)
+            try:
+                db = open_index(index)
+            except CorruptIndex:
+                aside = _move_aside(index)
+                db = open_index(index)
+        except (OSError, sqlite3.Error, CorruptIndex) as exc:
+            raise disk_error("open the history index", root, exc) from exc
         try:
             report = sync_with_disk(db, root)
         except (OSError, sqlite3.Error) as exc:

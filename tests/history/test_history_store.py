@@ -239,3 +239,17 @@ def test_a1111_jpeg_and_webp_with_exif_parameters_are_indexed(tmp_path, suffix):
     fields, reason = fields_from_file(store.path(image))
     assert reason == "" and fields["steps"] == 28
     store.close()
+
+
+def test_an_index_that_cannot_be_written_is_an_error_not_damage(tmp_path, monkeypatch):
+    store = HistoryStore.open(tmp_path)
+    _save(store, "kept")
+    store.close()
+
+    def locked(_path):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr("sdstudio.history.schema.connect", locked)
+    with pytest.raises(HistoryError, match="database is locked"):
+        HistoryStore.open(tmp_path)
+    assert not list(tmp_path.glob("index.db.corrupt-*"))  # nothing moved aside
