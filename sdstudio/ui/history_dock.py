@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
-from sdstudio.engine.request import Finished, GenerationRequest, Mode, ModelInfo, ModelRef
+from sdstudio.engine.request import (
+    ErrorKind,
+    Finished,
+    GenerationRequest,
+    Mode,
+    ModelInfo,
+    ModelRef,
+)
 from sdstudio.history import HistoryError, HistoryImage, HistoryStore
 from sdstudio.ui.errors import Level
 from sdstudio.ui.gallery import GalleryWidget
@@ -96,6 +103,8 @@ class HistoryPanel(QObject):
             result: HistoryStore | HistoryError = HistoryStore.open(root)
         except HistoryError as exc:
             result = exc
+        except Exception as exc:  # noqa: BLE001 - a thread's failure must still reach the person
+            result = HistoryError(f"Could not open the history: {exc}", ErrorKind.INTERNAL)
         try:
             self.opened.emit(result)
         except RuntimeError:  # the window is gone already
