@@ -307,6 +307,8 @@ def _load_folder(folder: Path, dtype: torch.dtype, report: Progress, name: str =
     kwargs: dict[str, Any] = dtype_kwarg(dtype)
     if family != "sdxl":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if _only_fp16_variant(folder / "unet"):
+        kwargs["variant"] = "fp16"
     try:
         pipe = cls.from_pretrained(folder, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -314,6 +316,13 @@ def _load_folder(folder: Path, dtype: torch.dtype, report: Progress, name: str =
             raise
         raise ModelLoadError(f"{name} could not be loaded: {exc}") from exc
     return pipe, family, inpaint
+
+
+def _only_fp16_variant(component: Path) -> bool:
+    """Whether a component folder holds only `*.fp16.*` weight files (saved with variant="fp16"),
+    which from_pretrained finds only when told the variant."""
+    names = [p.name for p in component.glob("diffusion_pytorch_model*")]
+    return bool(names) and all(".fp16." in n for n in names)
 
 
 def _load_hub(repo_id: str, dtype: torch.dtype, report: Progress):

@@ -278,3 +278,15 @@ def test_out_of_memory_is_not_hidden_as_a_load_error(tiny_sd1, monkeypatch):
     monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", no_memory)
     with pytest.raises(torch.OutOfMemoryError):
         load_model(ModelRef(str(tiny_sd1)))
+
+
+def test_folder_saved_as_fp16_variant(tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    from tools.tiny_models import tiny_sd1_components
+
+    folder = tmp_path / "fp16-only"
+    pipe = StableDiffusionPipeline(**tiny_sd1_components(), requires_safety_checker=False)
+    pipe.save_pretrained(folder, variant="fp16")
+    assert not (folder / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    assert load_model(ModelRef(str(folder))).info.family == "sd1"
