@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtGui import QImage, QPainter, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListView,
@@ -36,7 +36,10 @@ class ThumbnailDelegate(QStyledItemDelegate):
         image = model.image_at(index.row()) if isinstance(model, GalleryModel) else None
         thumb = model.thumbnails.get(image) if image is not None else None
         if isinstance(thumb, QImage) and not thumb.isNull():
-            target = QRect(box.topLeft(), thumb.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio))
+            size = thumb.size()
+            if size.width() > box.width() or size.height() > box.height():
+                size = size.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(box.topLeft(), size)
             target.moveCenter(box.center())
             painter.drawImage(target, thumb)
         else:
@@ -53,7 +56,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.restore()
 
     def sizeHint(self, _option: QStyleOptionViewItem, _index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(CELL, CELL)
+        view = self.parent()
+        return view.gridSize() if isinstance(view, QListView) else QSize(CELL, CELL)
 
 
 class GalleryGrid(QListView):
@@ -75,3 +79,11 @@ class GalleryGrid(QListView):
         self.verticalScrollBar().setSingleStep(CELL // 3)
         self.setItemDelegate(ThumbnailDelegate(self))
         self.setAccessibleName("History images")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        # Cells widen a little so the columns fill the width instead of leaving a gap.
+        width = self.viewport().width()
+        side = width // max(1, width // CELL) if width >= CELL else CELL
+        if side != self.gridSize().width():
+            self.setGridSize(QSize(side, side))
+        super().resizeEvent(event)
