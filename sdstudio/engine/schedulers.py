@@ -26,28 +26,33 @@ class Sampler:
     needs: tuple[str, ...] = ()  # Python packages the scheduler imports
 
 
+def _k(name: str, scheduler: str, needs: tuple[str, ...] = (), **flags: Any) -> Sampler:
+    """A k-diffusion sampler. A1111 runs those on `linspace(999, 0, steps)`, i.e. from the full
+    noise level; diffusers' SD configs default to "leading" spacing, which starts lower."""
+    return Sampler(name, scheduler, {"timestep_spacing": "linspace", **flags}, needs)
+
+
 def _karras(sampler: Sampler) -> Sampler:
     return Sampler(f"{sampler.name} Karras", sampler.scheduler,
                    {**sampler.flags, "use_karras_sigmas": True}, sampler.needs)
 
 
-_DPM_2M = Sampler("DPM++ 2M", "DPMSolverMultistepScheduler",
-                  {"algorithm_type": "dpmsolver++", "solver_order": 2})
-_DPM_2M_SDE = Sampler("DPM++ 2M SDE", "DPMSolverMultistepScheduler",
-                      {"algorithm_type": "sde-dpmsolver++", "solver_order": 2})
-_DPM_3M_SDE = Sampler("DPM++ 3M SDE", "DPMSolverMultistepScheduler",
-                      {"algorithm_type": "sde-dpmsolver++", "solver_order": 3})
-_DPM_SDE = Sampler("DPM++ SDE", "DPMSolverSDEScheduler", needs=("torchsde",))
-_LMS = Sampler("LMS", "LMSDiscreteScheduler", needs=("scipy",))
-_DPM2 = Sampler("DPM2", "KDPM2DiscreteScheduler")
-_DPM2_A = Sampler("DPM2 a", "KDPM2AncestralDiscreteScheduler")
+_LMS = _k("LMS", "LMSDiscreteScheduler", needs=("scipy",))
+_DPM2 = _k("DPM2", "KDPM2DiscreteScheduler")
+_DPM2_A = _k("DPM2 a", "KDPM2AncestralDiscreteScheduler")
+_DPM_2M = _k("DPM++ 2M", "DPMSolverMultistepScheduler", algorithm_type="dpmsolver++", solver_order=2)
+_DPM_2M_SDE = _k("DPM++ 2M SDE", "DPMSolverMultistepScheduler", algorithm_type="sde-dpmsolver++",
+                 solver_order=2)
+_DPM_3M_SDE = _k("DPM++ 3M SDE", "DPMSolverMultistepScheduler", algorithm_type="sde-dpmsolver++",
+                 solver_order=3)
+_DPM_SDE = _k("DPM++ SDE", "DPMSolverSDEScheduler", needs=("torchsde",))
 
 SAMPLERS: dict[str, Sampler] = {
     s.name: s
     for s in (
-        Sampler("Euler a", "EulerAncestralDiscreteScheduler"),
-        Sampler("Euler", "EulerDiscreteScheduler"),
-        Sampler("Heun", "HeunDiscreteScheduler"),
+        _k("Euler a", "EulerAncestralDiscreteScheduler"),
+        _k("Euler", "EulerDiscreteScheduler"),
+        _k("Heun", "HeunDiscreteScheduler"),
         _LMS, _karras(_LMS),
         _DPM2, _karras(_DPM2),
         _DPM2_A, _karras(_DPM2_A),
@@ -55,6 +60,7 @@ SAMPLERS: dict[str, Sampler] = {
         _DPM_2M_SDE, _karras(_DPM_2M_SDE),
         _DPM_3M_SDE, _karras(_DPM_3M_SDE),
         _DPM_SDE, _karras(_DPM_SDE),
+        # A1111 runs DDIM and PLMS on its own "uniform" steps, which is the models' own config.
         Sampler("DDIM", "DDIMScheduler"),
         Sampler("PNDM", "PNDMScheduler", {"skip_prk_steps": True}),
         Sampler("UniPC", "UniPCMultistepScheduler"),

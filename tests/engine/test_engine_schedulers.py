@@ -70,3 +70,15 @@ def test_missing_package_hides_the_sampler(monkeypatch):
         make_scheduler("LMS", {})
     with pytest.raises(ValueError, match="needs the Python package torchsde"):
         make_scheduler("DPM++ SDE Karras", {})
+
+
+@pytest.mark.parametrize("name", ["Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DPM2 a"])
+def test_k_diffusion_samplers_start_from_full_noise_like_a1111(name):
+    import json
+
+    from sdstudio.engine.models import CONFIG_ROOT
+
+    config = json.loads((CONFIG_ROOT / "sd15" / "scheduler" / "scheduler_config.json").read_text())
+    scheduler = make_scheduler(name, config)
+    scheduler.set_timesteps(20)
+    assert round(float(scheduler.timesteps[0])) == 999
