@@ -125,9 +125,19 @@ def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
         with safe_open(str(path), framework="pt") as f:
             return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
+    import pickle
+    import zipfile
+
     import torch
 
-    data: Any = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        # weights_only, as diffusers loads it too: tensors and plain containers, no code.
+        data: Any = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            "it holds Python objects besides the weights, which cannot be loaded safely; "
+            "convert it to .safetensors first"
+        ) from exc
     while isinstance(data, dict) and "state_dict" in data:
         data = data["state_dict"]
     if not isinstance(data, dict):
@@ -148,6 +158,8 @@ def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype,
     report(f"Reading checkpoint {path.name}", 0.02)
     try:
         shapes = read_shapes(path)
+    except ValueError as exc:
+        raise ModelLoadError(f"{path.name} cannot be loaded: {exc}.") from exc
     except Exception as exc:  # safetensors and torch.load raise many kinds for a bad file
         raise ModelLoadError(
             f"{path.name} cannot be read: the file is damaged, incomplete or not a model ({exc})."

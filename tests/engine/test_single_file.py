@@ -291,3 +291,16 @@ def test_real_size_key_layouts(folder, expected, diffusers_type):
     state = ldm_state_dict(parts, open_clip_text=folder.startswith("sd2"))
     assert checkpoint_family({key: tuple(value.shape) for key, value in state.items()}) == expected
     assert infer_diffusers_model_type(state) == diffusers_type
+
+
+class TrainerCallback:
+    """Stands in for the training objects some old .ckpt files carry next to the weights."""
+
+
+def test_pickle_with_python_objects_is_refused_even_when_allowed(tmp_path):
+    import torch
+
+    ckpt = tmp_path / "trainer.ckpt"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "callbacks": TrainerCallback()}, ckpt)
+    with pytest.raises(ModelLoadError, match="trainer.ckpt.*Python objects besides the weights"):
+        load_model(ModelRef(str(ckpt), allow_pickle=True))
