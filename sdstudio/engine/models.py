@@ -271,9 +271,9 @@ def folder_family(folder: Path) -> tuple[str, bool]:
     index_path = folder / "model_index.json"
     unet_path = folder / "unet" / "config.json"
     if not index_path.is_file():
-        raise ModelLoadError(
-            f"{folder} is not a diffusers model folder: it has no model_index.json."
-        )
+        files = sorted(p.name for p in folder.glob("*.safetensors"))
+        hint = f" To load a checkpoint, choose the file itself, e.g. {files[0]}." if files else ""
+        raise ModelLoadError(f"{folder} is not a diffusers model folder: it has no model_index.json.{hint}")
     index = _read_json(index_path)
     pipeline_class = str(index.get("_class_name", ""))
     if not unet_path.is_file():

@@ -202,6 +202,10 @@ def test_missing_and_wrong_sources(tmp_path, monkeypatch):
     plain = tmp_path / "plain-folder"
     plain.mkdir()
     cases[str(plain)] = "plain-folder is not a diffusers model folder"
+    holder = tmp_path / "downloads"
+    holder.mkdir()
+    (holder / "dreamy.safetensors").write_bytes(b"")
+    cases[str(holder)] = "choose the file itself, e.g. dreamy.safetensors"
     flux = tmp_path / "flux"
     flux.mkdir()
     (flux / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
