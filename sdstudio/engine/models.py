@@ -210,7 +210,6 @@ def load_model(
         if is_out_of_memory(exc):
             raise  # the runner reports it as out-of-memory, with what to do
         raise ModelLoadError(f"Cannot move {ref.name} to {device}: {exc}") from exc
-    pipe.set_progress_bar_config(disable=True)
     info = ModelInfo(
         name=ref.name, family=family, inpaint_unet=inpaint, device=device.type,
         dtype=str(dtype).removeprefix("torch."), source=ref.source,
@@ -338,9 +337,13 @@ def _load_hub(repo_id: str, dtype: torch.dtype, report: Progress):
         if offline:
             raise ModelLoadError(
                 f"{repo_id} is not in the local Hugging Face cache and there is no network "
-                "(offline mode). Download it once while online, or choose a local model."
+                "(offline mode), nor is it a local file or folder. Download it once while online, "
+                "or choose a local model."
             ) from exc
-        raise ModelLoadError(f"{repo_id} could not be downloaded from the Hugging Face hub: {exc}") from exc
+        raise ModelLoadError(
+            f"{repo_id} is not a local file or folder, and it could not be downloaded from the "
+            f"Hugging Face hub: {exc}"
+        ) from exc
     return _load_folder(folder, dtype, report, repo_id)
 
 
