@@ -272,6 +272,7 @@ def _same_model(ref: ModelRef, info: ModelInfo) -> bool:
 
 def _failure(exc: Exception, job: Job) -> Failed:
     """The Failed event for an exception: a kind, a sentence for the person, the traceback."""
+    from sdstudio.engine.devices import is_out_of_memory
     from sdstudio.engine.models import ModelLoadError
 
     details = "".join(traceback.format_exception(exc))
@@ -281,22 +282,11 @@ def _failure(exc: Exception, job: Job) -> Failed:
         return Failed(ErrorKind.MODEL_LOAD, str(exc), details)
     if isinstance(exc, BadOutputError):
         return Failed(ErrorKind.BAD_OUTPUT, str(exc), details)
-    if _is_out_of_memory(exc):
+    if is_out_of_memory(exc):
         _free_accelerator_memory()
         return Failed(ErrorKind.OUT_OF_MEMORY, _oom_message(job), details)
     log.error("job %s failed:\n%s", job.id, details)
     return Failed(ErrorKind.INTERNAL, f"Generation failed: {type(exc).__name__}: {exc}", details)
-
-
-def _is_out_of_memory(exc: Exception) -> bool:
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(
-        phrase in text for phrase in ("out of memory", "can't allocate memory", "not enough memory")
-    )
 
 
 def _oom_message(job: Job) -> str:
