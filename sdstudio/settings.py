@@ -1,0 +1,96 @@
+"""What the studio remembers between runs: last prompt, parameters, model, window layout.
+
+A JSON file under the user's config dir (the path is injectable for tests). No Qt here: the
+window stores its geometry and dock layout as base64 strings that this module keeps opaque.
+A file that cannot be read never stops the app: it falls back to defaults and says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SETTINGS_VERSION = 1
+RECENT_MODELS_LIMIT = 8
+
+
+@dataclass
+class Settings:
+    prompt: str = ""
+    negative_prompt: str = ""
+    # GenerationRequest field names -> JSON values (mode as its string value).
+    params: dict[str, Any] = field(default_factory=dict)
+    # ModelRef.source of the last model used; None means the built-in model.
+    model: str | None = None
+    recent_models: list[str] = field(default_factory=list)
+    # QMainWindow.saveGeometry() / saveState() as base64, opaque to this module.
+    window_geometry: str = ""
+    window_state: str = ""
+
+    def remember_model(self, source: str) -> None:
+        """Make `source` the current model and the first of the recent models."""
+        self.model = source
+        self.recent_models = [source] + [s for s in self.recent_models if s != source]
+        del self.recent_models[RECENT_MODELS_LIMIT:]
+
+
+def default_settings_path() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("sdstudio")) / "settings.json"
+
+
+class SettingsStore:
+    """Reads and writes one settings file. `load()` returns (settings, notice-or-None)."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_settings_path()
+
+    def load(self) -> tuple[Settings, str | None]:
+        if not self.path.exists():
+            return Settings(), None
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return _from_json(data), None
+        except (OSError, ValueError, TypeError) as exc:
+            return Settings(), (
+                f"Your settings file could not be read ({exc}); the studio started with default "
+                f"settings. The file is {self.path}; it will be replaced when the studio closes."
+            )
+
+    def save(self, settings: Settings) -> None:
+        """Write atomically, so a crash mid-write never leaves a half file behind."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = dataclasses.asdict(settings) | {"version": SETTINGS_VERSION}
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2, ensure_ascii=False)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _from_json(data: Any) -> Settings:
+    if not isinstance(data, dict):
+        raise ValueError("the file does not hold a JSON object")
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        value = data.get(f.name, getattr(defaults, f.name))
+        expected = type(getattr(defaults, f.name))
+        if f.name == "model":
+            if value is not None and not isinstance(value, str):
+                raise TypeError("'model' must be a string or null")
+        elif not isinstance(value, expected):
+            raise TypeError(f"'{f.name}' must be a {expected.__name__}")
+        values[f.name] = value
+    if not all(isinstance(s, str) for s in values["recent_models"]):
+        raise TypeError("'recent_models' must be a list of strings")
+    return Settings(**values)

@@ -1,0 +1,184 @@
+"""The generation controller: submits jobs, reads their events in order, tells the widgets.
+
+The engine runs one job at a time in FIFO order, so one asyncio task reads the job streams
+in the same order (`async for event in stream`). Pressing Generate while a job runs just
+submits another; pending ones can be cancelled without touching the running job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+
+from sdstudio.engine.request import (
+    Cancelled,
+    ErrorKind,
+    Event,
+    Failed,
+    Finished,
+    GenerationRequest,
+    ModelInfo,
+    ModelLoaded,
+    ModelLoading,
+    ModelRef,
+    Notice,
+    Started,
+    Step,
+)
+from sdstudio.ui.images import to_qimage
+from sdstudio.ui.jobs import Jobs, JobStream
+
+if TYPE_CHECKING:
+    from sdstudio.engine.runner import Engine
+
+
+class GenerationController(QObject):
+    """Owns the job queue as the window sees it. The engine is made on first use by
+    `engine_factory`, so the window can show before anything heavy happens."""
+
+    # Pending or running jobs changed (a job was queued, started, ended or cancelled).
+    queue_changed = Signal()
+    # A generation job started: (GenerationRequest, total number of steps).
+    job_started = Signal(object, int)
+    # A step finished: (index from 1, total, QImage preview or None).
+    step = Signal(int, int, object)
+    # A generation job finished: (GenerationRequest, Finished event, ModelInfo or None).
+    # The history store listens here to save every result.
+    job_finished = Signal(object, object, object)
+    # A generation job ended in any way: (GenerationRequest, "done" | "failed" | "cancelled").
+    job_ended = Signal(object, str)
+    # A model is loading: (message for a person, progress 0..1 or None).
+    model_loading = Signal(str, object)
+    # A model is ready: (ModelRef it was loaded from, ModelInfo).
+    model_loaded = Signal(object, object)
+    # Something went wrong: (message for a person, technical details / traceback).
+    problem = Signal(str, str)
+    # Something the person should know that is not an error: (message).
+    notice = Signal(str)
+
+    def __init__(self, engine_factory: Callable[[], Engine], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._engine_factory = engine_factory
+        self._jobs: Jobs | None = None
+        self._streams: deque[JobStream] = deque()
+        self._reader: asyncio.Task[None] | None = None
+        # What new generations use; reverts to the last good model when a load fails.
+        self.model_ref: ModelRef | None = None
+        self.model_info: ModelInfo | None = None
+        self._loaded_ref: ModelRef | None = None
+        self.last_seeds: tuple[int, ...] = ()
+
+    @property
+    def engine_started(self) -> bool:
+        return self._jobs is not None
+
+    @property
+    def jobs(self) -> Jobs:
+        if self._jobs is None:
+            self._jobs = Jobs(self._engine_factory())
+        return self._jobs
+
+    # ---- commands ---------------------------------------------------------------------
+
+    def load_model(self, ref: ModelRef) -> None:
+        """Queue a model load; generations asked for from now on use `ref`."""
+        self.model_ref = ref
+        self._follow(self.jobs.load_model(ref))
+
+    def generate(self, request: GenerationRequest) -> JobStream:
+        stream = self.jobs.submit(request)
+        self._follow(stream)
+        return stream
+
+    def running(self) -> JobStream | None:
+        """The generation job the engine is working on, if any."""
+        for stream in self._streams:
+            if stream.started and not stream.ended:
+                return stream if stream.request is not None else None
+        return None
+
+    def pending(self) -> list[JobStream]:
+        """Generation jobs still waiting in the engine's queue, oldest first."""
+        return [s for s in self._streams if s.request is not None and s.pending]
+
+    def cancel_running(self) -> bool:
+        """Stop the running generation at its next step. False when none runs."""
+        stream = self.running()
+        if stream is None or stream.job is None:
+            return False
+        self.jobs.engine.cancel(stream.job)
+        return True
+
+    def cancel_pending(self, stream: JobStream) -> None:
+        if stream.pending and stream.job is not None:
+            self.jobs.engine.cancel(stream.job)
+
+    def cancel_all_pending(self) -> None:
+        for stream in self.pending():
+            self.cancel_pending(stream)
+
+    def close(self) -> None:
+        """Cancel this window's jobs and stop reading (the engine's owner shuts it down)."""
+        if self._jobs is not None:
+            self.cancel_all_pending()
+            self.cancel_running()
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
+        self._streams.clear()
+
+    # ---- reading events ---------------------------------------------------------------
+
+    def _follow(self, stream: JobStream) -> None:
+        stream.on_event = self._on_stream_event
+        self._streams.append(stream)
+        self.queue_changed.emit()
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read_all())
+
+    def _on_stream_event(self, stream: JobStream, event: Event) -> None:
+        """Runs as soon as an event reaches the loop, before the reader gets to it, so the
+        queue indicator is right even while the reader is busy with an older job."""
+        if isinstance(event, (Started, Finished, Failed, Cancelled)):
+            self.queue_changed.emit()
+
+    async def _read_all(self) -> None:
+        while self._streams:
+            stream = self._streams[0]
+            async for event in stream:
+                self._handle(stream, event)
+            if self._streams and self._streams[0] is stream:
+                self._streams.popleft()
+            self.queue_changed.emit()
+
+    def _handle(self, stream: JobStream, event: Event) -> None:
+        request = stream.request
+        match event:
+            case ModelLoading(message=message, progress=progress):
+                self.model_loading.emit(message, progress)
+            case ModelLoaded(info=info):
+                self.model_info = info
+                self._loaded_ref = stream.model
+                self.model_loaded.emit(stream.model, info)
+            case Started(total=total) if request is not None:
+                self.job_started.emit(request, total)
+            case Step(index=index, total=total, preview=preview):
+                self.step.emit(index, total, to_qimage(preview) if preview is not None else None)
+            case Notice(message=message):
+                self.notice.emit(message)
+            case Finished(seeds=seeds) if request is not None:
+                self.last_seeds = seeds
+                self.job_finished.emit(request, event, self.model_info)
+                self.job_ended.emit(request, "done")
+            case Failed(error=error, message=message, details=details):
+                if error == ErrorKind.MODEL_LOAD and self.model_ref == stream.model:
+                    self.model_ref = self._loaded_ref
+                self.problem.emit(message, details)
+                if request is not None:
+                    self.job_ended.emit(request, "failed")
+            case Cancelled() if request is not None:
+                self.job_ended.emit(request, "cancelled")

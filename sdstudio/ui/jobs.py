@@ -1,0 +1,111 @@
+"""The engine's thread callbacks, turned into `async for event in ...` on the Qt/asyncio loop.
+
+The engine calls a job's callback on its worker thread; `JobStream` hops each event onto
+the loop with `call_soon_threadsafe` and buffers it until the reader asks. Previews are
+coalesced: when the reader is behind, a new Step replaces a Step still waiting in the
+buffer, so a slow paint draws only the newest preview instead of a pile of stale ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from sdstudio.engine.request import (
+    TERMINAL_EVENTS,
+    Event,
+    GenerationRequest,
+    ModelRef,
+    Started,
+    Step,
+)
+
+if TYPE_CHECKING:
+    from sdstudio.engine.runner import Engine, Job
+
+
+class JobStream:
+    """The events of one engine job, read with `async for`; ends after its terminal event.
+
+    `request` is None for a model-load job; `model` is the model the job uses or loads.
+    `started` turns True when the job leaves the engine's queue, `ended` when its
+    Finished / Failed / Cancelled arrived (maybe not read yet).
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, request: GenerationRequest | None, model: ModelRef
+    ) -> None:
+        self.request = request
+        self.model = model
+        self.job: Job | None = None
+        self.started = False
+        self.ended = False
+        self.coalesced = 0  # Steps dropped because a newer one replaced them unread
+        self._loop = loop
+        self._buffer: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._read_terminal = False
+        self.on_event: Callable[[JobStream, Event], None] | None = None
+
+    def deliver_threadsafe(self, event: Event) -> None:
+        """The engine callback: safe to call from any thread."""
+        self._loop.call_soon_threadsafe(self._push, event)
+
+    @property
+    def pending(self) -> bool:
+        """Waiting in the engine's queue: neither started nor ended."""
+        return not self.started and not self.ended
+
+    def _push(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.started = True
+        elif isinstance(event, TERMINAL_EVENTS):
+            self.ended = True
+        if isinstance(event, Step) and self._buffer and isinstance(self._buffer[-1], Step):
+            self._buffer[-1] = event
+            self.coalesced += 1
+        else:
+            self._buffer.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if self.on_event is not None:
+            self.on_event(self, event)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._buffer:
+            if self._read_terminal:
+                raise StopAsyncIteration
+            self._waiter = self._loop.create_future()
+            await self._waiter
+        event = self._buffer.popleft()
+        if isinstance(event, TERMINAL_EVENTS):
+            self._read_terminal = True
+            self._buffer.clear()
+        return event
+
+
+class Jobs:
+    """Submits to an engine and hands back a `JobStream` per job (call on the loop's thread)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def submit(self, request: GenerationRequest) -> JobStream:
+        stream = JobStream(asyncio.get_running_loop(), request, request.model)
+        stream.job = self.engine.submit(request, stream.deliver_threadsafe)
+        return stream
+
+    def load_model(self, ref: ModelRef) -> JobStream:
+        stream = JobStream(asyncio.get_running_loop(), None, ref)
+        stream.job = self.engine.load_model(ref, stream.deliver_threadsafe)
+        return stream
+
+    async def run(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        """`async for event in jobs.run(request)`: submit and read one job to its end."""
+        async for event in self.submit(request):
+            yield event

@@ -1,0 +1,316 @@
+"""The studio window: prompt and parameter docks, the result view, menus, banner, status bar.
+
+Integration points for other parts of the studio (documented in the README):
+- `add_center_page(widget, title)`: a page beside "Result" in the centre (e.g. the canvas).
+- `add_dock(widget, title, area)`: a dock whose place is saved with the layout (e.g. history).
+- `set_image_provider(provider)`: where img2img / inpaint take the init image and mask from.
+- `request_fields()` / `apply_fields(fields)`: read or fill prompt + parameters by
+  GenerationRequest field names ("reuse parameters", PNG drop).
+- `controller.job_finished(request, Finished, ModelInfo)`: fires once per finished job.
+- `report(error, details, level)`: the one way a problem reaches the person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sdstudio.engine.request import (
+    BUILTIN_MODEL,
+    Finished,
+    GenerationRequest,
+    Mode,
+    ModelInfo,
+    ModelRef,
+)
+from sdstudio.engine.schedulers import available_samplers
+from sdstudio.settings import Settings, SettingsStore
+from sdstudio.ui.controller import GenerationController
+from sdstudio.ui.errors import Banner, Level, problem_from
+from sdstudio.ui.icons import icon
+from sdstudio.ui.images import to_qimage
+from sdstudio.ui.model_menu import ModelMenu, builtin_model_available
+from sdstudio.ui.param_panel import ParameterPanel
+from sdstudio.ui.prompt_panel import PromptPanel
+from sdstudio.ui.queue_view import QueueButton
+from sdstudio.ui.result_view import ResultView
+from sdstudio.ui.status import StudioStatusBar
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from sdstudio.engine.runner import Engine
+
+# Returns (init image RGB or None, mask L or None) for img2img / inpaint; white mask = repaint.
+ImageProvider = Callable[[], "tuple[Image | None, Image | None]"]
+
+NO_MODEL_HELP = "Use Model ▸ Open model folder… or Open .safetensors… to load one."
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        store: SettingsStore,
+        engine_factory: Callable[[], Engine],
+        startup_model: str | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("SD Studio")
+        self.setWindowIcon(icon("app"))
+        self.store = store
+        self.settings, settings_notice = store.load()
+        self._startup_model = startup_model or self.settings.model or BUILTIN_MODEL
+        self.controller = GenerationController(engine_factory, self)
+        self._init_image: Image | None = None
+        self._image_provider: ImageProvider = lambda: (self._init_image, None)
+
+        self.banner = Banner()
+        self.results = ResultView()
+        self.center = QTabWidget()
+        self.center.setDocumentMode(True)
+        self.center.setTabBarAutoHide(True)  # one page needs no tab bar
+        self.center.addTab(self.results, "&Result")
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.center, 1)
+        self.setCentralWidget(central)
+
+        self.queue_button = QueueButton(self.controller)
+        self.prompt_panel = PromptPanel(self.queue_button)
+        self.params = ParameterPanel()
+        self.params.set_samplers(available_samplers())
+        scroll = QScrollArea()
+        scroll.setWidget(self.params)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(self.params.sizeHint().width() + 24)
+        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.prompt_dock = self.add_dock(self.prompt_panel, "Prompt", Qt.DockWidgetArea.TopDockWidgetArea)
+        self.params_dock = self.add_dock(scroll, "Parameters", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.status = StudioStatusBar()
+        self.setStatusBar(self.status)
+        self.model_menu = ModelMenu(self)
+        self._build_menus()
+        self._connect()
+        self._restore(self.settings)
+        if settings_notice:
+            self.report(settings_notice, level=Level.WARNING)
+
+    # ---- integration points -----------------------------------------------------------
+
+    def add_center_page(self, widget: QWidget, title: str) -> int:
+        """Add a page to the centre beside "Result"; returns its tab index."""
+        return self.center.addTab(widget, title)
+
+    def add_dock(
+        self, widget: QWidget, title: str, area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
+    ) -> QDockWidget:
+        """Add a dock; its place and size are saved and restored with the window layout."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower().replace(' ', '-')}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        if hasattr(self, "view_menu"):
+            self.view_menu.addAction(dock.toggleViewAction())
+        if self.settings.window_state:
+            # A dock added after start-up gets its saved place too.
+            self.restoreState(QByteArray.fromBase64(self.settings.window_state.encode()))
+        return dock
+
+    def set_image_provider(self, provider: ImageProvider) -> None:
+        """img2img and inpaint take (init image, mask) from `provider` when Generate is pressed."""
+        self._image_provider = provider
+
+    def request_fields(self) -> dict[str, Any]:
+        """Prompt, negative prompt and every parameter, as GenerationRequest field names."""
+        return self.prompt_panel.texts() | self.params.request_fields()
+
+    def apply_fields(self, fields: dict[str, Any]) -> None:
+        """Fill the prompt and parameters from GenerationRequest field names (others ignored),
+        e.g. `request_fields_from_infotext(png_text)`."""
+        self.prompt_panel.set_texts(fields)
+        self.params.apply_fields(fields)
+
+    def report(self, error: BaseException | str, details: str = "", level: Level = Level.ERROR) -> None:
+        """Show a problem in the banner (with its traceback under Details). Never modal."""
+        self.banner.show_problem(problem_from(error, details, level))
+
+    # ---- start-up, generate, cancel ---------------------------------------------------
+
+    def start(self) -> None:
+        """Start the engine and load the start-up model; the window is already showing."""
+        if self._startup_model == BUILTIN_MODEL and not builtin_model_available():
+            self.status.set_activity("No model loaded")
+            self.report(f"The built-in model is not installed (resources/models/builtin). {NO_MODEL_HELP}", level=Level.WARNING)
+            return
+        self.status.set_activity("Loading engine…")
+        self.load_model(ModelRef(self._startup_model))
+
+    def load_model(self, ref: ModelRef) -> None:
+        self.status.set_activity(f"Loading model {ref.name}…")
+        self.controller.load_model(ref)
+
+    def generate(self) -> None:
+        request = self.build_request()
+        if request is not None:
+            self.controller.generate(request)
+            if not self.controller.engine_started or self.controller.model_info is None:
+                self.status.set_activity("Waiting for the model to load…")
+
+    def build_request(self) -> GenerationRequest | None:
+        """The request from the panels, or None after telling the person what is missing."""
+        if self.controller.model_ref is None:
+            self.report(f"No model is loaded. {NO_MODEL_HELP}")
+            return None
+        fields = self.request_fields()
+        image = mask = None
+        if fields["mode"] is not Mode.TXT2IMG:
+            image, mask = self._image_provider()
+            if image is None:
+                self.report(f"{fields['mode'].value} needs an init image: use File ▸ Open init image… or the canvas.")
+                return None
+            if fields["mode"] is Mode.INPAINT and mask is None:
+                self.report("Inpaint needs a mask: paint one on the canvas.")
+                return None
+        return GenerationRequest(**fields, init_image=image, mask=mask, model=self.controller.model_ref)
+
+    def cancel(self) -> None:
+        self.controller.cancel_running()
+
+    def open_init_image(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open init image", "", "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
+            if not path:
+                return
+        from PIL import Image as PILImage
+
+        try:
+            with PILImage.open(path) as opened:
+                self._init_image = opened.convert("RGB")
+        except OSError as exc:
+            self.report(f"Could not open {path}: {exc}")
+            return
+        if self.params.current_mode() is Mode.TXT2IMG:
+            self.params.apply_fields({"mode": Mode.IMG2IMG})
+        self.results.show_preview(to_qimage(self._init_image))
+
+    # ---- wiring -----------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction("Open &init image…", lambda: self.open_init_image())
+        file_menu.addSeparator()
+        file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+        bar.addMenu(self.model_menu)
+        gen_menu = bar.addMenu("&Generate")
+        self.generate_action = QAction("&Generate", self)
+        self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.cancel_action = QAction("&Cancel", self)
+        self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_action.setEnabled(False)
+        gen_menu.addActions([self.generate_action, self.cancel_action])
+        gen_menu.addAction("Cancel all &pending", self.controller.cancel_all_pending)
+        self.view_menu = bar.addMenu("&View")
+        for dock in (self.prompt_dock, self.params_dock):
+            self.view_menu.addAction(dock.toggleViewAction())
+
+    def _connect(self) -> None:
+        c = self.controller
+        self.generate_action.triggered.connect(self.generate)
+        self.cancel_action.triggered.connect(self.cancel)
+        self.prompt_panel.prompt.submitted.connect(self.generate)
+        self.prompt_panel.negative_prompt.submitted.connect(self.generate)
+        self.prompt_panel.generate.clicked.connect(self.generate)
+        self.prompt_panel.cancel.clicked.connect(self.cancel)
+        self.model_menu.model_chosen.connect(self.load_model)
+        c.queue_changed.connect(self._queue_changed)
+        c.job_started.connect(lambda _request, total: self.status.job_started(total))
+        c.step.connect(self._step)
+        c.job_finished.connect(self._finished)
+        c.job_ended.connect(lambda _request, outcome: self.status.job_ended(outcome))
+        c.model_loading.connect(self.status.set_activity)
+        c.model_loaded.connect(self._model_loaded)
+        c.problem.connect(lambda message, details: self.report(message, details))
+        c.notice.connect(lambda message: self.report(message, level=Level.INFO))
+        for widget_before, widget_after in (
+            (self.prompt_panel.prompt, self.prompt_panel.negative_prompt),
+            (self.prompt_panel.negative_prompt, self.prompt_panel.generate),
+            (self.prompt_panel.generate, self.prompt_panel.cancel),
+            (self.prompt_panel.cancel, self.queue_button),
+            (self.queue_button, self.params.mode),
+        ):
+            QWidget.setTabOrder(widget_before, widget_after)
+
+    def _queue_changed(self) -> None:
+        busy = self.controller.running() is not None
+        self.cancel_action.setEnabled(busy)
+        self.prompt_panel.cancel.setEnabled(busy)
+
+    def _step(self, index: int, total: int, preview: object) -> None:
+        if preview is not None:
+            self.results.show_preview(preview)
+        self.status.step(index, total)
+
+    def _finished(self, _request: GenerationRequest, event: Finished, _info: ModelInfo | None) -> None:
+        images = [to_qimage(image) for image in event.images]
+        labels = [f"Seed {seed}" for seed in event.seeds]
+        self.results.show_results(images, labels)
+        if event.seeds:
+            self.params.set_last_seed(event.seeds[0])
+
+    def _model_loaded(self, ref: ModelRef, info: ModelInfo) -> None:
+        self.status.model_ready(info)
+        if ref.source == BUILTIN_MODEL:
+            self.settings.model = BUILTIN_MODEL
+        else:
+            self.settings.remember_model(ref.source)
+            self.model_menu.set_recent(self.settings.recent_models)
+
+    # ---- settings ---------------------------------------------------------------------
+
+    def _restore(self, settings: Settings) -> None:
+        self.model_menu.set_recent(settings.recent_models)
+        try:
+            self.apply_fields({"prompt": settings.prompt, "negative_prompt": settings.negative_prompt} | settings.params)
+        except (TypeError, ValueError) as exc:
+            self.params.apply_fields(self.params.default_fields())
+            self.report(f"Some saved parameters were not valid ({exc}); defaults are used instead.", level=Level.WARNING)
+        if settings.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode()))
+        else:
+            self.resize(1280, 860)
+        if settings.window_state:
+            self.restoreState(QByteArray.fromBase64(settings.window_state.encode()))
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.prompt = self.prompt_panel.prompt.toPlainText()
+        s.negative_prompt = self.prompt_panel.negative_prompt.toPlainText()
+        s.params = {k: (v.value if isinstance(v, Mode) else v) for k, v in self.params.request_fields().items()}
+        s.window_geometry = bytes(self.saveGeometry().toBase64()).decode()
+        s.window_state = bytes(self.saveState().toBase64()).decode()
+        try:
+            self.store.save(s)
+        except OSError as exc:
+            self.report(f"Could not save settings to {self.store.path}: {exc}")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        self.controller.close()
+        super().closeEvent(event)

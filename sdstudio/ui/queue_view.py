@@ -1,0 +1,45 @@
+"""The queue indicator: how many jobs wait, and a menu to cancel one or all of them."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QMenu, QToolButton, QWidget
+
+from sdstudio.ui.controller import GenerationController
+from sdstudio.ui.jobs import JobStream
+
+
+def describe(stream: JobStream) -> str:
+    """A one-line summary of a generation job for a menu."""
+    request = stream.request
+    assert request is not None
+    prompt = " ".join(request.prompt.split()) or "(empty prompt)"
+    if len(prompt) > 40:
+        prompt = prompt[:39] + "…"
+    images = request.batch_size * request.batch_count
+    return f"{prompt} — {request.width}×{request.height}, {request.steps} steps, {images} image(s)"
+
+
+class QueueButton(QToolButton):
+    """Shows "Queue: N"; its menu cancels pending jobs, never the running one."""
+
+    def __init__(self, controller: GenerationController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._controller = controller
+        self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.setMenu(QMenu(self))
+        self.setToolTip("Jobs waiting to run; open to cancel one or all of them")
+        controller.queue_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        pending = self._controller.pending()
+        self.setText(f"&Queue: {len(pending)}" if pending else "&Queue: empty")
+        self.setEnabled(bool(pending))
+        menu = self.menu()
+        menu.clear()
+        for stream in pending:
+            action = menu.addAction(f"Cancel: {describe(stream)}")
+            action.triggered.connect(lambda _=False, s=stream: self._controller.cancel_pending(s))
+        if pending:
+            menu.addSeparator()
+            menu.addAction("Cancel &all pending", self._controller.cancel_all_pending)
