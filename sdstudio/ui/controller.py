@@ -143,7 +143,7 @@ class GenerationController(QObject):
     def _on_stream_event(self, stream: JobStream, event: Event) -> None:
         """Runs as soon as an event reaches the loop, before the reader gets to it, so the
         queue indicator is right even while the reader is busy with an older job."""
-        if isinstance(event, (Started, Finished, Failed, Cancelled)):
+        if isinstance(event, Started) or stream.ended:
             self.queue_changed.emit()
 
     async def _read_all(self) -> None:

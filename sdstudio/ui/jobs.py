@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from sdstudio.engine.request import (
-    TERMINAL_EVENTS,
     Event,
     GenerationRequest,
     ModelRef,
     Started,
     Step,
 )
+from sdstudio.engine.runner import is_last_event
 
 if TYPE_CHECKING:
     from sdstudio.engine.runner import Engine, Job
@@ -31,7 +31,8 @@ class JobStream:
 
     `request` is None for a model-load job; `model` is the model the job uses or loads.
     `started` turns True when the job leaves the engine's queue, `ended` when its
-    Finished / Failed / Cancelled arrived (maybe not read yet).
+    last event arrived (Finished / Failed / Cancelled, or ModelLoaded
+    for a load), maybe not read yet.
     """
 
     def __init__(
@@ -61,7 +62,7 @@ class JobStream:
     def _push(self, event: Event) -> None:
         if isinstance(event, Started):
             self.started = True
-        elif isinstance(event, TERMINAL_EVENTS):
+        elif is_last_event(event, self.request):
             self.ended = True
         if isinstance(event, Step) and self._buffer and isinstance(self._buffer[-1], Step):
             self._buffer[-1] = event
@@ -83,7 +84,7 @@ class JobStream:
             self._waiter = self._loop.create_future()
             await self._waiter
         event = self._buffer.popleft()
-        if isinstance(event, TERMINAL_EVENTS):
+        if is_last_event(event, self.request):
             self._read_terminal = True
             self._buffer.clear()
         return event

@@ -11,9 +11,15 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
+
+if TYPE_CHECKING:
+    from sdstudio.engine.runner import Engine
+    from sdstudio.ui.main_window import MainWindow
 
 
 def parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -56,7 +62,22 @@ def create_app(qt_args: list[str]) -> QApplication:
     return app
 
 
-def run_window(args: list[str]) -> int:
+@dataclass
+class Studio:
+    """A started studio: the window is showing and the engine starts once it is exposed."""
+
+    app: QApplication
+    loop: asyncio.AbstractEventLoop
+    window: MainWindow
+    engines: list[Engine] = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        for engine in self.engines:
+            engine.shutdown(wait=True)
+
+
+def open_studio(args: list[str]) -> Studio:
+    """Parse `args`, make the app and its qasync loop, show the window; no heavy import."""
     import qasync
 
     from sdstudio.settings import SettingsStore
@@ -67,9 +88,9 @@ def run_window(args: list[str]) -> int:
     app = create_app(qt_args)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    engines = []
+    engines: list[Engine] = []
 
-    def make_engine():
+    def make_engine() -> Engine:
         from sdstudio.engine.runner import Engine
 
         engines.append(Engine(device=options.device, dtype=options.dtype))
@@ -79,10 +100,14 @@ def run_window(args: list[str]) -> int:
     route_unexpected(window.report, loop)
     window.show()
     when_exposed(window, window.start)
+    return Studio(app, loop, window, engines)
+
+
+def run_window(args: list[str]) -> int:
+    studio = open_studio(args)
     try:
-        with loop:
-            loop.run_forever()
+        with studio.loop:
+            studio.loop.run_forever()
     finally:
-        for engine in engines:
-            engine.shutdown(wait=True)
+        studio.shutdown()
     return 0

@@ -295,6 +295,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode()))
         else:
             self.resize(1280, 860)
+            # The prompt needs a few lines; the image gets the rest.
+            self.resizeDocks([self.prompt_dock], [self.fontMetrics().lineSpacing() * 11], Qt.Orientation.Vertical)
         if settings.window_state:
             self.restoreState(QByteArray.fromBase64(settings.window_state.encode()))
 

@@ -1,0 +1,75 @@
+"""Parameter panel behaviour that needs no engine: mode-dependent controls, sizes, seeds,
+and the coalescing of previews in a job stream."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from sdstudio.engine.params import request_fields_from_infotext
+from sdstudio.engine.request import Finished, Mode, Started, Step
+from sdstudio.ui.jobs import JobStream
+from sdstudio.ui.param_panel import ParameterPanel
+
+
+def _visible(panel: ParameterPanel, widget) -> bool:
+    return panel._form.isRowVisible(widget)
+
+
+def test_mode_switch_shows_only_the_controls_it_uses(qtbot):
+    panel = ParameterPanel()
+    qtbot.addWidget(panel)
+    assert not _visible(panel, panel.strength) and not _visible(panel, panel.mask_blur)
+    panel.mode.setCurrentIndex(panel.mode.findData(Mode.IMG2IMG))
+    assert _visible(panel, panel.strength) and not _visible(panel, panel.mask_blur)
+    panel.mode.setCurrentIndex(panel.mode.findData(Mode.INPAINT))
+    assert _visible(panel, panel.strength) and _visible(panel, panel.mask_blur) and _visible(panel, panel.padding)
+    panel.mode.setCurrentIndex(panel.mode.findData(Mode.TXT2IMG))
+    assert not _visible(panel, panel.strength)
+
+
+def test_sizes_snap_to_8_presets_and_swap(qtbot):
+    panel = ParameterPanel()
+    qtbot.addWidget(panel)
+    panel.width_.spin.setValue(515)
+    assert panel.request_fields()["width"] == 512
+    panel.size_preset.setCurrentIndex(4)
+    panel.size_preset.activated.emit(4)  # 512 x 768
+    assert (panel.request_fields()["width"], panel.request_fields()["height"]) == (512, 768)
+    panel.swap.click()
+    assert (panel.request_fields()["width"], panel.request_fields()["height"]) == (768, 512)
+    panel.width_.slider.setValue(panel.width_.slider.value() + 1)
+    assert panel.request_fields()["width"] == 776
+
+
+def test_seed_dice_reuse_and_fields_from_a_png_text(qtbot):
+    panel = ParameterPanel()
+    qtbot.addWidget(panel)
+    text = "a cat\nNegative prompt: dog\nSteps: 12, Sampler: DDIM, CFG scale: 6.5, Seed: 4000000000, Size: 640x448"
+    panel.apply_fields(request_fields_from_infotext(text))
+    fields = panel.request_fields()
+    assert (fields["steps"], fields["sampler"], fields["cfg_scale"]) == (12, "DDIM", 6.5)
+    assert (fields["seed"], fields["width"], fields["height"]) == (4_000_000_000, 640, 448)
+    panel.random_seed.click()
+    assert panel.request_fields()["seed"] == -1
+    assert not panel.reuse_seed.isEnabled()
+    panel.set_last_seed(77)
+    panel.reuse_seed.click()
+    assert panel.request_fields()["seed"] == 77
+
+
+def test_job_stream_keeps_only_the_newest_unread_preview(qloop, qtbot):
+    stream = JobStream(qloop, None, None)
+    image = Image.new("RGB", (8, 8))
+    stream._push(Started(total=3))
+    for index in (1, 2, 3):
+        stream._push(Step(index, 3, image))
+    stream._push(Finished((image,), (1,), ("",)))
+
+    async def read():
+        return [event async for event in stream]
+
+    task = qloop.create_task(read())
+    qtbot.waitUntil(task.done)
+    events = task.result()
+    assert [type(e).__name__ for e in events] == ["Started", "Step", "Finished"]
+    assert events[1].index == 3 and stream.coalesced == 2 and stream.ended

@@ -1,0 +1,56 @@
+"""Settings survive a restart; a broken settings file falls back to defaults with a notice."""
+
+from __future__ import annotations
+
+import json
+
+from sdstudio.engine.request import Mode
+from sdstudio.settings import Settings, SettingsStore
+
+
+def test_settings_round_trip_and_recent_models(tmp_path):
+    store = SettingsStore(tmp_path / "deep" / "settings.json")
+    settings = Settings(prompt="a cat", params={"steps": 7})
+    for source in ["a", "b", "a", *[str(i) for i in range(10)]]:
+        settings.remember_model(source)
+    store.save(settings)
+    loaded, notice = store.load()
+    assert notice is None
+    assert loaded == settings
+    assert loaded.model == "9" and len(loaded.recent_models) == 8 and loaded.recent_models[0] == "9"
+
+
+def test_corrupt_or_wrongly_typed_file_gives_defaults_and_a_notice(tmp_path):
+    path = tmp_path / "settings.json"
+    for text in ["{not json", "[1, 2]", json.dumps({"prompt": 3}), json.dumps({"recent_models": [1]})]:
+        path.write_text(text)
+        settings, notice = SettingsStore(path).load()
+        assert settings == Settings()
+        assert notice and str(path) in notice
+
+
+def test_restart_restores_prompt_parameters_and_geometry(make_window, tmp_path):
+    path = tmp_path / "restart.json"
+    first = make_window(settings_path=path, start=False)
+    first.apply_fields({"prompt": "a lighthouse", "negative_prompt": "blur", "steps": 33, "cfg_scale": 4.5,
+                        "width": 640, "height": 384, "mode": Mode.IMG2IMG, "strength": 0.4, "seed": 1234})
+    first.resize(720, 540)  # the offscreen screen is 800x600
+    first.params_dock.setFloating(False)
+    first.close()
+    assert path.exists()
+
+    second = make_window(settings_path=path, start=False)
+    fields = second.request_fields()
+    assert fields["prompt"] == "a lighthouse" and fields["negative_prompt"] == "blur"
+    assert (fields["steps"], fields["cfg_scale"], fields["width"], fields["height"]) == (33, 4.5, 640, 384)
+    assert fields["mode"] is Mode.IMG2IMG and fields["strength"] == 0.4 and fields["seed"] == 1234
+    assert (second.width(), second.height()) == (720, 540)
+
+
+def test_corrupt_settings_file_opens_window_with_notice(make_window, tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("\x00garbage")
+    window = make_window(settings_path=path, start=False)
+    assert window.banner.isVisibleTo(window)
+    assert "could not be read" in window.banner.message.text()
+    assert window.request_fields()["steps"] == 20
