@@ -28,6 +28,7 @@ class QueueButton(QToolButton):
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.setMenu(QMenu(self))
         self.setToolTip("Jobs waiting to run; open to cancel one or all of them")
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("Queue: empty") + 36)
         controller.queue_changed.connect(self.refresh)
         self.refresh()
 

@@ -81,6 +81,8 @@ class ThumbnailStrip(QListWidget):
             thumb.setDevicePixelRatio(self.devicePixelRatioF())
             item = QListWidgetItem(QIcon(QPixmap.fromImage(thumb)), "")
             item.setToolTip(label)
+            # Icon only: without a size hint, icon mode keeps an empty text line under it.
+            item.setSizeHint(QSize(THUMBNAIL + 8, THUMBNAIL + 8))
             self.addItem(item)
         self.setCurrentRow(0)
         self.blockSignals(False)
