@@ -71,7 +71,7 @@ class Banner(QFrame):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.more = QLabel()
-        self.details_button = QPushButton("&Details")
+        self.details_button = QPushButton("Details")
         self.details_button.setCheckable(True)
         self.dismiss_button = QToolButton()
         self.dismiss_button.setText("✕")

@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
         self.center = QTabWidget()
         self.center.setDocumentMode(True)
         self.center.setTabBarAutoHide(True)  # one page needs no tab bar
-        self.center.addTab(self.results, "&Result")
+        self.center.addTab(self.results, "Result")
         central = QWidget()
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
         bar.addMenu(self.model_menu)
-        gen_menu = bar.addMenu("&Generate")
+        gen_menu = bar.addMenu("Gene&rate")
         self.generate_action = QAction("&Generate", self)
         self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.cancel_action = QAction("&Cancel", self)

@@ -60,11 +60,11 @@ class ParameterPanel(QWidget):
         self.mode = QComboBox()
         for mode in Mode:
             self.mode.addItem(mode.value, mode)
-        self._row("&Mode:", self.mode)
+        self._row("Mo&de:", self.mode)
 
         self.sampler = QComboBox()
         self.sampler.addItems(DEFAULT_SAMPLERS)
-        self._row("Sa&mpler:", self.sampler)
+        self._row("S&ampler:", self.sampler)
 
         self.steps = SliderSpin(1, 150)
         self._row("&Steps:", self.steps)
@@ -109,10 +109,10 @@ class ParameterPanel(QWidget):
 
         self.mask_blur = SliderSpin(0, 64)
         self._mask_blur_row = self._row("Mask b&lur:", self.mask_blur)
-        self.only_masked = QCheckBox("Inpaint only the masked area")
-        self._only_masked_row = self._row("&Area:", self.only_masked)
+        self.only_masked = QCheckBox("Inpaint only the mas&ked area")
+        self._only_masked_row = self._row("Area:", self.only_masked)
         self.padding = SliderSpin(0, 256, step=4)
-        self._padding_row = self._row("&Padding:", self.padding)
+        self._padding_row = self._row("Padd&ing:", self.padding)
 
         self._last_seed: int | None = None
         self.swap.clicked.connect(self._swap_size)

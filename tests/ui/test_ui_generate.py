@@ -85,3 +85,29 @@ def test_missing_model_shows_banner_and_keeps_previous(make_window, qtbot, tmp_p
         window.generate()
     window.banner.dismiss()
     assert not window.banner.isVisibleTo(window)
+
+
+def test_img2img_and_inpaint_take_images_from_the_provider(make_window, qtbot, tmp_path):
+    from PIL import Image
+
+    from sdstudio.engine.request import Mode
+
+    window = make_window()
+    window.apply_fields(SMALL | {"steps": 4, "strength": 0.5, "prompt": "repaint"})
+    init_path = tmp_path / "init.png"
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(init_path)
+    window.open_init_image(str(init_path))
+    assert window.params.current_mode() is Mode.IMG2IMG
+    with qtbot.waitSignal(window.controller.job_finished, timeout=60_000) as finished:
+        window.generate()
+    assert finished.args[0].init_image is not None and finished.args[0].mode is Mode.IMG2IMG
+
+    window.apply_fields({"mode": Mode.INPAINT})
+    window.generate()  # no mask yet: the banner says what is missing, nothing is queued
+    assert "mask" in window.banner.message.text() and window.controller.pending() == []
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    window.set_image_provider(lambda: (Image.new("RGB", (64, 64), (0, 90, 200)), mask))
+    with qtbot.waitSignal(window.controller.job_finished, timeout=60_000) as finished:
+        window.generate()
+    assert finished.args[0].mask is mask and len(finished.args[1].images) == 1
