@@ -55,6 +55,8 @@ class GenerationController(QObject):
     model_loading = Signal(str, object)
     # A model is ready: (ModelRef it was loaded from, ModelInfo).
     model_loaded = Signal(object, object)
+    # Loading a model failed (the previous model stays loaded): (ModelRef that failed).
+    model_failed = Signal(object)
     # Something went wrong: (message for a person, technical details / traceback).
     problem = Signal(str, str)
     # Something the person should know that is not an error: (message).
@@ -175,9 +177,11 @@ class GenerationController(QObject):
                 self.job_finished.emit(request, event, self.model_info)
                 self.job_ended.emit(request, "done")
             case Failed(error=error, message=message, details=details):
-                if error == ErrorKind.MODEL_LOAD and self.model_ref == stream.model:
-                    self.model_ref = self._loaded_ref
                 self.problem.emit(message, details)
+                if error == ErrorKind.MODEL_LOAD:
+                    if self.model_ref == stream.model:
+                        self.model_ref = self._loaded_ref
+                    self.model_failed.emit(stream.model)
                 if request is not None:
                     self.job_ended.emit(request, "failed")
             case Cancelled() if request is not None:

@@ -246,6 +246,7 @@ class MainWindow(QMainWindow):
         c.job_ended.connect(lambda _request, outcome: self.status.job_ended(outcome))
         c.model_loading.connect(self.status.set_activity)
         c.model_loaded.connect(self._model_loaded)
+        c.model_failed.connect(self._model_failed)
         c.problem.connect(lambda message, details: self.report(message, details))
         c.notice.connect(lambda message: self.report(message, level=Level.INFO))
         for widget_before, widget_after in (
@@ -281,6 +282,16 @@ class MainWindow(QMainWindow):
         else:
             self.settings.remember_model(ref.source)
             self.model_menu.set_recent(self.settings.recent_models)
+
+    def _model_failed(self, ref: ModelRef) -> None:
+        if self.controller.model_info is not None:
+            self.status.set_activity("Ready")
+        elif ref.source != BUILTIN_MODEL and builtin_model_available():
+            # The last model is gone or broken: start on the built-in one rather than nothing.
+            self.report(f"Opening the built-in model instead of {ref.name}.", level=Level.INFO)
+            self.load_model(ModelRef(BUILTIN_MODEL))
+        else:
+            self.status.set_activity("No model loaded")
 
     # ---- settings ---------------------------------------------------------------------
 

@@ -80,6 +80,7 @@ def test_missing_model_shows_banner_and_keeps_previous(make_window, qtbot, tmp_p
     assert window.banner.isVisibleTo(window)
     assert "no-such-model" in window.banner.message.text()
     assert window.controller.model_ref == good
+    assert window.status.activity.text() == "Ready" and "tiny-sd1" in window.status.model.text()
     window.apply_fields(SMALL | {"steps": 2, "prompt": "still works"})
     with qtbot.waitSignal(window.controller.job_finished, timeout=60_000):
         window.generate()
