@@ -74,6 +74,10 @@ class GenerationRequest:
     inpaint_padding: int = 32
     model: ModelRef = field(default_factory=ModelRef)
 
+    def __post_init__(self) -> None:
+        # Callers (CLI, settings, JSON) often hold the mode as a plain string.
+        object.__setattr__(self, "mode", Mode(self.mode))
+
 
 @dataclass(frozen=True)
 class ModelInfo:
