@@ -15,7 +15,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QFrame,
@@ -57,9 +57,6 @@ def problem_from(error: BaseException | str, details: str = "", level: Level = L
 
 class Banner(QFrame):
     """Shows the newest unread problem; Dismiss shows the one before, until none is left."""
-
-    # The banner was dismissed and nothing is left to show.
-    emptied = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,8 +107,6 @@ class Banner(QFrame):
         if self._problems:
             self._problems.pop()
         self._refresh()
-        if not self._problems:
-            self.emptied.emit()
 
     def _refresh(self) -> None:
         if not self._problems:

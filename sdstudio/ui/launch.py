@@ -12,6 +12,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QTimer
@@ -28,6 +29,9 @@ def parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--settings", help="settings file to use (default: in the user's config folder)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--dtype", help="float16, bfloat16 or float32 (default: by device)")
+    parser.add_argument(
+        "--history", help="history folder (default: beside --settings when given, else in the user's data folder)"
+    )
     return parser.parse_known_args(args)
 
 
@@ -82,6 +86,7 @@ def open_studio(args: list[str]) -> Studio:
 
     from sdstudio.settings import SettingsStore
     from sdstudio.ui.errors import route_unexpected
+    from sdstudio.ui.history_dock import install_history
     from sdstudio.ui.main_window import MainWindow
 
     options, qt_args = parse_args(args)
@@ -98,6 +103,9 @@ def open_studio(args: list[str]) -> Studio:
 
     window = MainWindow(SettingsStore(options.settings), make_engine, startup_model=options.model)
     route_unexpected(window.report, loop)
+    # A separate settings file is a separate profile: its history sits beside it.
+    beside_settings = Path(options.settings).parent / "history" if options.settings else None
+    install_history(window, options.history or beside_settings)
     window.show()
     when_exposed(window, window.start)
     return Studio(app, loop, window, engines)

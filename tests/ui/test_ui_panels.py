@@ -73,3 +73,18 @@ def test_job_stream_keeps_only_the_newest_unread_preview(qloop, qtbot):
     events = task.result()
     assert [type(e).__name__ for e in events] == ["Started", "Step", "Finished"]
     assert events[1].index == 3 and stream.coalesced == 2 and stream.ended
+
+
+def test_jobs_run_reads_a_real_job_to_its_end(qloop, qtbot, ui_engine, tiny_sd1):
+    from sdstudio.engine.request import GenerationRequest, ModelRef
+    from sdstudio.ui.jobs import Jobs
+
+    request = GenerationRequest("a kite", steps=2, width=64, height=64, seed=3, model=ModelRef(str(tiny_sd1)))
+
+    async def collect():
+        return [event async for event in Jobs(ui_engine).run(request)]
+
+    task = qloop.create_task(collect())
+    qtbot.waitUntil(task.done, timeout=60_000)
+    kinds = [type(e).__name__ for e in task.result()]
+    assert "Started" in kinds and "Step" in kinds and kinds[-1] == "Finished"
