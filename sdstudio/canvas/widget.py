@@ -1,0 +1,178 @@
+"""The masking canvas as one widget: the view, its actions and shortcuts, and ways to put a
+picture on it (open, drop, paste). Errors and notices leave through signals, never dialogs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+)
+from PySide6.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from sdstudio.canvas.brush import Brush
+from sdstudio.canvas.document import CanvasDocument
+from sdstudio.canvas.loading import OPEN_FILTER, ImageLoadError, picture_from_mime, read_image
+from sdstudio.canvas.view import CanvasView
+
+
+class Canvas(QWidget):
+    """An image layer and a mask layer (white = repaint) a person paints on.
+
+    `image()` and `mask()` hand out PIL RGB and L images of the same size.
+    """
+
+    error = Signal(str)
+    """Carries a message for a person; fires when a picture cannot be opened, dropped or pasted."""
+
+    notice = Signal(str)
+    """Carries a message that is not an error; fires e.g. when the image size is not a multiple of 8."""
+
+    image_changed = Signal(QSize)
+    """Carries the image size; fires whenever a new image is put on the canvas."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = CanvasDocument(self)
+        self.view = CanvasView(self.document, self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+        self.setAcceptDrops(True)
+        self.document.replaced.connect(self.image_changed)
+        self._make_actions()
+        self.document.history_changed.connect(self._sync_history_actions)
+        self.view.eraser_changed.connect(self.actions_by_name["eraser"].setChecked)
+        self.view.mask_visible_changed.connect(self.actions_by_name["show_mask"].setChecked)
+        self._sync_history_actions()
+
+    # ---- the edge: PIL in and out ---------------------------------------------------------
+
+    def has_image(self) -> bool:
+        return self.document.has_image()
+
+    def image(self) -> Image.Image | None:
+        """The canvas image as PIL RGB (None when empty)."""
+        return self.document.image()
+
+    def mask(self) -> Image.Image | None:
+        """The mask as PIL "L", 255 = repaint, the image's size (None when empty)."""
+        return self.document.mask()
+
+    def set_image(self, picture: Image.Image | QImage, keep_mask: bool = True) -> None:
+        """Put a picture on the canvas; `keep_mask` keeps the painted mask (e.g. for a result
+        sent back for another round). Tells the person when the engine will snap the size."""
+        self.document.set_image(picture, keep_mask=keep_mask)
+        size = self.document.size()
+        if size.width() % 8 or size.height() % 8:
+            self.notice.emit(
+                f"The canvas image is {size.width()}×{size.height()} pixels, not a multiple of 8: "
+                "the engine will snap it to a multiple of 8 when generating."
+            )
+
+    def set_mask(self, picture: Image.Image | QImage) -> None:
+        """Replace the mask (white or opaque = repaint); undoable."""
+        self.document.set_mask(picture)
+
+    # ---- putting a picture on it ----------------------------------------------------------
+
+    def open_file(self, path: str | Path | None = None) -> bool:
+        """Open an image file (asking for one when `path` is None) as a new canvas, mask cleared.
+        Returns True on success; on failure emits `error` and leaves the canvas as it was."""
+        if path is None:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Open image", "", OPEN_FILTER)
+            if not chosen:
+                return False
+            path = chosen
+        try:
+            picture = read_image(path)
+        except ImageLoadError as exc:
+            self.error.emit(str(exc))
+            return False
+        self.set_image(picture, keep_mask=False)
+        return True
+
+    def paste(self) -> bool:
+        """Put the clipboard's image (or image file) on the canvas as a new canvas."""
+        mime = QGuiApplication.clipboard().mimeData()
+        return self._put_from_mime(mime)
+
+    def _put_from_mime(self, mime) -> bool:
+        try:
+            picture = picture_from_mime(mime)
+        except ImageLoadError as exc:
+            self.error.emit(str(exc))
+            return False
+        self.set_image(picture, keep_mask=False)
+        return True
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        if self._put_from_mime(event.mimeData()):
+            event.acceptProposedAction()
+
+    # ---- brush ----------------------------------------------------------------------------
+
+    @property
+    def brush(self) -> Brush:
+        return self.view.brush
+
+    def set_brush_size(self, size: float) -> None:
+        self.view.set_brush(self.view.brush.resized(size))
+
+    def set_brush_hardness(self, hardness: float) -> None:
+        self.view.set_brush(Brush(self.view.brush.size, min(max(hardness, 0.0), 1.0)))
+
+    # ---- actions --------------------------------------------------------------------------
+
+    def _make_actions(self) -> None:
+        """Every canvas command as a QAction, so a toolbar can show them and shortcuts work
+        while the canvas has focus (without stealing Ctrl+Z from the prompt editor)."""
+        view, doc = self.view, self.document
+        specs = [
+            ("undo", "Undo", ("Ctrl+Z",), doc.undo),
+            ("redo", "Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), doc.redo),
+            ("eraser", "Eraser", ("E",), view.set_eraser),
+            ("show_mask", "Show mask", ("H",), view.set_mask_visible),
+            ("smaller", "Smaller brush", ("[",), lambda: view.grow_brush(-1)),
+            ("bigger", "Bigger brush", ("]",), lambda: view.grow_brush(1)),
+            ("clear", "Clear mask", (), doc.clear_mask),
+            ("invert", "Invert mask", ("Ctrl+I",), doc.invert_mask),
+            ("fill", "Fill mask", (), doc.fill_mask),
+            ("fit", "Fit", ("Ctrl+0",), view.fit),
+            ("actual_size", "100%", ("Ctrl+1",), view.actual_size),
+            ("open", "Open image…", (), self.open_file),
+            ("paste", "Paste image", ("Ctrl+V",), self.paste),
+        ]
+        self.actions_by_name: dict[str, QAction] = {}
+        for name, text, keys, slot in specs:
+            action = QAction(text, self)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            if keys:
+                action.setToolTip(f"{text} ({keys[0]})")
+            if name in ("eraser", "show_mask"):
+                action.setCheckable(True)
+                action.toggled.connect(slot)
+            else:
+                action.triggered.connect(lambda _=False, slot=slot: slot())
+            self.addAction(action)
+            self.actions_by_name[name] = action
+        self.actions_by_name["show_mask"].setChecked(view.mask_visible)
+
+    def _sync_history_actions(self) -> None:
+        doc = self.document
+        self.actions_by_name["undo"].setEnabled(doc.can_undo())
+        self.actions_by_name["redo"].setEnabled(doc.can_redo())
+        self.actions_by_name["undo"].setText(f"Undo {doc.undo_label()}".strip())
+        self.actions_by_name["redo"].setText(f"Redo {doc.redo_label()}".strip())
