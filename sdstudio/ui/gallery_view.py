@@ -82,7 +82,7 @@ class GalleryGrid(QListView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         # Cells widen a little so the columns fill the width instead of leaving a gap.
-        width = self.viewport().width()
+        width = self.viewport().width() - 2  # the view wraps a row that fills it exactly
         side = width // max(1, width // CELL) if width >= CELL else CELL
         if side != self.gridSize().width():
             self.setGridSize(QSize(side, side))

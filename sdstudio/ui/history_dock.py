@@ -92,6 +92,8 @@ class HistoryPanel(QObject):
         # from top to bottom, beside the prompt rather than under it.
         window.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock = window.add_dock(placeholder, "History", Qt.DockWidgetArea.RightDockWidgetArea)
+        if not window.settings.window_state:  # first start: room for three columns of thumbnails
+            window.resizeDocks([self.dock], [440], Qt.Orientation.Horizontal)
         self.drops = ParameterDropFilter(window, self.reuse, self._notice, skip=self._takes_images)
         window.controller.job_finished.connect(self.save)
         QApplication.instance().aboutToQuit.connect(self.close)
