@@ -219,8 +219,10 @@ def main() -> int:
             f"{stalls[-1]:.1f} ms, p99 {p99:.1f} ms, median {statistics.median(stalls):.2f} ms, "
             f"{over} over 16 ms   goal < 16 ms"
         )
+        load = os.getloadavg()[0]
         print(
-            f"  (machine noise: an empty loop's longest gap over {scroll_s:.0f} s: {machine_noise_ms(scroll_s):.1f} ms)"
+            f"  (machine: load average {load:.1f} on {os.cpu_count()} cores; an empty loop's "
+            f"longest gap over {scroll_s:.0f} s: {machine_noise_ms(scroll_s):.1f} ms)"
         )
         cached = len(gallery.thumbnails._cache)
         print(
