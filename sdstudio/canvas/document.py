@@ -66,6 +66,9 @@ class CanvasDocument(QObject):
     def has_image(self) -> bool:
         return not self._image.isNull()
 
+    def has_mask(self) -> bool:
+        return self.has_image() and bool(self._values.any())
+
     def size(self) -> QSize:
         return self._image.size()
 

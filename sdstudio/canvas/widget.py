@@ -42,9 +42,10 @@ class Canvas(QWidget):
         super().__init__(parent)
         self.document = CanvasDocument(self)
         self.view = CanvasView(self.document, self)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.view)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(0)
+        self._layout.addWidget(self.view)
         self.setAcceptDrops(True)
         self.document.replaced.connect(self.image_changed)
         self._make_actions()
@@ -53,10 +54,18 @@ class Canvas(QWidget):
         self.view.mask_visible_changed.connect(self.actions_by_name["show_mask"].setChecked)
         self._sync_history_actions()
 
+    def set_toolbar(self, toolbar: QWidget) -> None:
+        """Show `toolbar` above the view (the window builds it from `actions_by_name`)."""
+        self._layout.insertWidget(0, toolbar)
+
     # ---- the edge: PIL in and out ---------------------------------------------------------
 
     def has_image(self) -> bool:
         return self.document.has_image()
+
+    def has_mask(self) -> bool:
+        """True when some pixel is marked for repainting."""
+        return self.document.has_mask()
 
     def image(self) -> Image.Image | None:
         """The canvas image as PIL RGB (None when empty)."""

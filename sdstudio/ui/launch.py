@@ -86,6 +86,7 @@ def open_studio(args: list[str]) -> Studio:
 
     from sdstudio.settings import SettingsStore
     from sdstudio.ui.errors import route_unexpected
+    from sdstudio.ui.canvas_panel import install_canvas
     from sdstudio.ui.history_dock import install_history
     from sdstudio.ui.main_window import MainWindow
 
@@ -103,6 +104,7 @@ def open_studio(args: list[str]) -> Studio:
 
     window = MainWindow(SettingsStore(options.settings), make_engine, startup_model=options.model)
     route_unexpected(window.report, loop)
+    install_canvas(window)
     # A separate settings file is a separate profile: its history sits beside it.
     beside_settings = Path(options.settings).parent / "history" if options.settings else None
     install_history(window, options.history or beside_settings)

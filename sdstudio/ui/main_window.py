@@ -132,9 +132,11 @@ class MainWindow(QMainWindow):
             self.restoreState(QByteArray.fromBase64(self.settings.window_state.encode()))
         return dock
 
-    def set_image_provider(self, provider: ImageProvider) -> None:
-        """img2img and inpaint take (init image, mask) from `provider` when Generate is pressed."""
-        self._image_provider = provider
+    def set_image_provider(self, provider: ImageProvider) -> ImageProvider:
+        """img2img and inpaint take (init image, mask) from `provider` when Generate is pressed.
+        Returns the provider it replaces (a fallback for the new one)."""
+        previous, self._image_provider = self._image_provider, provider
+        return previous
 
     def request_fields(self) -> dict[str, Any]:
         """Prompt, negative prompt and every parameter, as GenerationRequest field names."""
@@ -207,6 +209,11 @@ class MainWindow(QMainWindow):
             return
         if self.params.current_mode() is Mode.TXT2IMG:
             self.params.apply_fields({"mode": Mode.IMG2IMG})
+        canvas = getattr(self, "canvas", None)  # installed by ui/canvas_panel.py
+        if canvas is not None:
+            canvas.set_image(self._init_image, keep_mask=False)  # the canvas image is the init image
+            self.center.setCurrentWidget(canvas)
+            return
         self.results.show_preview(to_qimage(self._init_image))
 
     # ---- wiring -----------------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""The canvas in the studio window: a page beside "Result" with its toolbar, the source of the
+init image and mask for img2img / inpaint, and "Send to canvas" for a result.
+
+`install_canvas(window)` does it all; the window keeps the canvas as `window.canvas`
+(the history dock opens images on it through that name).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLabel, QToolBar, QWidget
+
+from sdstudio.canvas import Canvas
+from sdstudio.canvas.brush import MIN_SIZE
+from sdstudio.engine.request import Mode
+from sdstudio.ui.errors import Level
+from sdstudio.ui.slider_spin import SliderSpin
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from sdstudio.ui.main_window import MainWindow
+
+
+class CanvasToolbar(QToolBar):
+    """Brush, eraser, size, hardness, mask visibility and opacity, mask edits, undo, zoom."""
+
+    def __init__(self, canvas: Canvas, send_result: QAction, parent: QWidget | None = None) -> None:
+        super().__init__("Canvas", parent)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        act = canvas.actions_by_name
+        self.addActions([act["open"], act["paste"], send_result])
+        self.addSeparator()
+        self.addAction(act["eraser"])
+        self.size = self._slider("Size", MIN_SIZE, 512, 1, 0, canvas.brush.size, canvas.set_brush_size)
+        self.hardness = self._slider("Hardness", 0, 1, 0.05, 2, canvas.brush.hardness, canvas.set_brush_hardness)
+        self.addSeparator()
+        self.addAction(act["show_mask"])
+        self.opacity = self._slider(
+            "Opacity", 0, 100, 5, 0, canvas.view.mask_opacity * 100, lambda v: canvas.view.set_mask_opacity(v / 100)
+        )
+        self.addActions([act["clear"], act["invert"], act["fill"]])
+        self.addSeparator()
+        self.addActions([act["undo"], act["redo"]])
+        self.addSeparator()
+        self.addActions([act["fit"], act["actual_size"]])
+        self.zoom = QLabel()
+        self.zoom.setMinimumWidth(self.zoom.fontMetrics().horizontalAdvance(" 3200% "))
+        self.zoom.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.addWidget(self.zoom)
+        canvas.view.zoom_changed.connect(lambda scale: self.zoom.setText(f"{scale * 100:.0f}%"))
+        canvas.view.brush_changed.connect(self._brush_changed)
+
+    def _slider(self, text, minimum, maximum, step, decimals, value, slot) -> SliderSpin:
+        label = QLabel(f" {text} ")
+        self.addWidget(label)
+        slider = SliderSpin(minimum, maximum, step, decimals)
+        slider.setMaximumWidth(200)
+        slider.set_value(value)
+        slider.value_changed.connect(slot)
+        slider.setToolTip(f"Brush {text.lower()}" if text != "Opacity" else "Mask overlay opacity (%)")
+        self.addWidget(slider)
+        return slider
+
+    def _brush_changed(self, brush) -> None:
+        # `[` / `]` change the size beyond the slider's range too; the slider shows what fits.
+        self.size.set_value(min(brush.size, 512))
+        self.hardness.set_value(brush.hardness)
+
+
+def install_canvas(window: MainWindow) -> Canvas:
+    """Put the canvas page into `window` and make it the init image / mask for img2img and inpaint."""
+    canvas = Canvas()
+    canvas.setObjectName("canvas")
+    send = QAction("Send to canvas", canvas)
+    send.setToolTip("Put the shown result on the canvas for another round (the mask is kept)")
+    send.triggered.connect(lambda: send_result_to_canvas(window, canvas))
+    canvas.set_toolbar(CanvasToolbar(canvas, send))
+    canvas.view.brush_changed.emit(canvas.brush)
+    window.add_center_page(canvas, "Canvas")
+    window.results.addAction(send)
+    window.results.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+    window.canvas = canvas
+    canvas.error.connect(lambda message: window.report(message))
+    canvas.notice.connect(lambda message: window.report(message, level=Level.INFO))
+    canvas.image_changed.connect(lambda _size: _leave_txt2img(window, canvas))
+
+    def provide() -> tuple[Image | None, Image | None]:
+        # Without a canvas image, img2img / inpaint use what the window had before.
+        return canvas_images(canvas) if canvas.has_image() else fallback()
+
+    fallback = window.set_image_provider(provide)
+    return canvas
+
+
+def canvas_images(canvas: Canvas) -> tuple[Image | None, Image | None]:
+    """(init image, mask) for a request: the mask only when something is painted."""
+    if not canvas.has_image():
+        return None, None
+    return canvas.image(), canvas.mask() if canvas.has_mask() else None
+
+
+def send_result_to_canvas(window: MainWindow, canvas: Canvas) -> None:
+    """The result shown in the result view goes onto the canvas; the painted mask stays."""
+    image = window.results.view.image()
+    if image.isNull():
+        window.report("There is no result to send to the canvas yet.", level=Level.INFO)
+        return
+    canvas.set_image(image.copy(), keep_mask=True)
+    window.center.setCurrentWidget(canvas)
+
+
+def _leave_txt2img(window: MainWindow, canvas: Canvas) -> None:
+    """A picture put on the canvas is meant to be worked on: txt2img becomes img2img
+    (inpaint when a mask is already painted)."""
+    if window.params.current_mode() is Mode.TXT2IMG:
+        window.apply_fields({"mode": Mode.INPAINT if canvas.has_mask() else Mode.IMG2IMG})

@@ -1,0 +1,77 @@
+"""The canvas in the real studio window: paint a mask, inpaint with the real engine on the tiny
+model, pixels outside the (blurred) mask stay exactly as they were; results go back to the canvas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from sdstudio.canvas import Brush
+from sdstudio.engine.request import Mode
+from tests.canvas.canvas_helpers import drag_image
+from tests.ui.conftest import make_window, qloop, ui_engine  # noqa: F401  (the window fixtures)
+
+FIELDS = {"width": 64, "height": 64, "steps": 2, "batch_size": 1, "batch_count": 1, "seed": 5, "prompt": "repaint"}
+
+
+@pytest.fixture
+def studio(make_window):  # noqa: F811
+    from sdstudio.ui.canvas_panel import install_canvas
+
+    window = make_window()
+    install_canvas(window)
+    window.apply_fields(FIELDS)
+    return window
+
+
+def noise(size=64, seed=0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), np.uint8), "RGB")
+
+
+def test_painted_mask_inpaints_only_inside(studio, qtbot):
+    canvas = studio.canvas
+    studio.center.setCurrentWidget(canvas)
+    picture = noise()
+    canvas.set_image(picture)
+    assert studio.params.current_mode() is Mode.IMG2IMG  # a picture on the canvas leaves txt2img
+    studio.apply_fields({"mode": Mode.INPAINT, "mask_blur": 4, "inpaint_only_masked": False, "strength": 1.0})
+    canvas.view.set_brush(Brush(size=10))
+    drag_image(canvas.view, [(16.5, 32.5), (48.5, 32.5)])
+    painted = canvas.mask()
+    assert np.asarray(painted)[32, 16:49].min() == 255
+
+    with qtbot.waitSignal(studio.controller.job_finished, timeout=120_000) as finished:
+        studio.generate()
+    request, event = finished.args[0], finished.args[1]
+    assert request.mode is Mode.INPAINT
+    assert request.mask.tobytes() == painted.tobytes()
+    assert request.init_image.tobytes() == picture.tobytes()
+    result = np.asarray(event.images[0].convert("RGB"))
+    # Far enough from the painted stroke that no blur reaches: the input pixels, exactly.
+    reach = np.asarray(painted.filter(ImageFilter.MaxFilter(2 * 12 + 1))) > 0
+    before = np.asarray(picture)
+    assert reach.sum() < 64 * 64  # there is an outside to check
+    np.testing.assert_array_equal(result[~reach], before[~reach])
+    assert not np.array_equal(result[32, 16:49], before[32, 16:49])  # inside was repainted
+
+    # Another round: the result goes onto the canvas, the mask stays.
+    studio.results.actions()[-1].trigger()
+    assert studio.center.currentWidget() is canvas
+    assert canvas.image().tobytes() == event.images[0].convert("RGB").tobytes()
+    assert canvas.mask().tobytes() == painted.tobytes()
+
+
+def test_canvas_errors_reach_the_banner_and_init_image_goes_to_canvas(studio, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    assert not studio.canvas.open_file(broken)
+    assert "broken.png" in studio.banner.message.text()
+    good = tmp_path / "init.png"
+    Image.new("RGB", (60, 40), (1, 2, 3)).save(good)
+    studio.open_init_image(str(good))  # File ▸ Open init image
+    assert studio.canvas.image().size == (60, 40)
+    assert "multiple of 8" in studio.banner.message.text()
+    request = studio.build_request()
+    assert request.mode is Mode.IMG2IMG and request.init_image.size == (60, 40)
+    assert request.mask is None  # nothing painted: no mask
