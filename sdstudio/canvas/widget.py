@@ -148,28 +148,28 @@ class Canvas(QWidget):
         """Every canvas command as a QAction, so a toolbar can show them and shortcuts work
         while the canvas has focus (without stealing Ctrl+Z from the prompt editor)."""
         view, doc = self.view, self.document
-        specs = [
-            ("undo", "Undo", ("Ctrl+Z",), doc.undo),
-            ("redo", "Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), doc.redo),
-            ("eraser", "Eraser", ("E",), view.set_eraser),
-            ("show_mask", "Show mask", ("H",), view.set_mask_visible),
-            ("smaller", "Smaller brush", ("[",), lambda: view.grow_brush(-1)),
-            ("bigger", "Bigger brush", ("]",), lambda: view.grow_brush(1)),
-            ("clear", "Clear mask", (), doc.clear_mask),
-            ("invert", "Invert mask", ("Ctrl+I",), doc.invert_mask),
-            ("fill", "Fill mask", (), doc.fill_mask),
-            ("fit", "Fit", ("Ctrl+0",), view.fit),
-            ("actual_size", "100%", ("Ctrl+1",), view.actual_size),
-            ("open", "Open image…", (), self.open_file),
-            ("paste", "Paste image", ("Ctrl+V",), self.paste),
+        specs = [  # name, menu text, toolbar text, shortcuts, slot
+            ("undo", "Undo", "Undo", ("Ctrl+Z",), doc.undo),
+            ("redo", "Redo", "Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), doc.redo),
+            ("eraser", "Eraser", "Eraser", ("E",), view.set_eraser),
+            ("show_mask", "Show mask", "Mask", ("H",), view.set_mask_visible),
+            ("smaller", "Smaller brush", "Smaller", ("[",), lambda: view.grow_brush(-1)),
+            ("bigger", "Bigger brush", "Bigger", ("]",), lambda: view.grow_brush(1)),
+            ("clear", "Clear mask", "Clear", (), doc.clear_mask),
+            ("invert", "Invert mask", "Invert", ("Ctrl+I",), doc.invert_mask),
+            ("fill", "Fill mask", "Fill", (), doc.fill_mask),
+            ("fit", "Fit to window", "Fit", ("Ctrl+0",), view.fit),
+            ("actual_size", "Actual size (100%)", "100%", ("Ctrl+1",), view.actual_size),
+            ("open", "Open image…", "Open", (), self.open_file),
+            ("paste", "Paste image", "Paste", ("Ctrl+V",), self.paste),
         ]
         self.actions_by_name: dict[str, QAction] = {}
-        for name, text, keys, slot in specs:
+        for name, text, short, keys, slot in specs:
             action = QAction(text, self)
+            action.setIconText(short)
             action.setShortcuts([QKeySequence(k) for k in keys])
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            if keys:
-                action.setToolTip(f"{text} ({keys[0]})")
+            action.setToolTip(f"{text} ({keys[0]})" if keys else text)
             if name in ("eraser", "show_mask"):
                 action.setCheckable(True)
                 action.toggled.connect(slot)

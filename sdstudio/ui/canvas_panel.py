@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QLabel, QToolBar, QWidget
+from PySide6.QtWidgets import QLabel, QToolBar, QVBoxLayout, QWidget
 
 from sdstudio.canvas import Canvas
 from sdstudio.canvas.brush import MIN_SIZE
@@ -25,45 +25,43 @@ if TYPE_CHECKING:
     from sdstudio.ui.main_window import MainWindow
 
 
-class CanvasToolbar(QToolBar):
-    """Brush, eraser, size, hardness, mask visibility and opacity, mask edits, undo, zoom."""
+class CanvasToolbar(QWidget):
+    """Three short rows, so they fit beside the docks: picture, undo and zoom; the brush; the mask."""
 
     def __init__(self, canvas: Canvas, send_result: QAction, parent: QWidget | None = None) -> None:
-        super().__init__("Canvas", parent)
-        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        super().__init__(parent)
         act = canvas.actions_by_name
-        self.addActions([act["open"], act["paste"], send_result])
-        self.addSeparator()
-        self.addAction(act["eraser"])
-        self.size = self._slider("Size", MIN_SIZE, 512, 1, 0, canvas.brush.size, canvas.set_brush_size)
-        self.hardness = self._slider("Hardness", 0, 1, 0.05, 2, canvas.brush.hardness, canvas.set_brush_hardness)
-        self.addSeparator()
-        self.addAction(act["show_mask"])
-        self.opacity = self._slider(
-            "Opacity", 0, 100, 5, 0, canvas.view.mask_opacity * 100, lambda v: canvas.view.set_mask_opacity(v / 100)
-        )
-        self.addActions([act["clear"], act["invert"], act["fill"]])
-        self.addSeparator()
-        self.addActions([act["undo"], act["redo"]])
-        self.addSeparator()
-        self.addActions([act["fit"], act["actual_size"]])
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(0, 0, 0, 0)
+        rows.setSpacing(0)
+        picture, brush, mask = QToolBar("Canvas"), QToolBar("Brush"), QToolBar("Mask")
+        for bar in (picture, brush, mask):
+            bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            rows.addWidget(bar)
+        picture.addActions([act["open"], act["paste"], send_result])
+        picture.addSeparator()
+        picture.addActions([act["undo"], act["redo"]])
+        picture.addSeparator()
+        picture.addActions([act["fit"], act["actual_size"]])
         self.zoom = QLabel()
         self.zoom.setMinimumWidth(self.zoom.fontMetrics().horizontalAdvance(" 3200% "))
         self.zoom.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.addWidget(self.zoom)
+        picture.addWidget(self.zoom)
+        brush.addAction(act["eraser"])
+        self.size = _slider(brush, "Size", "Brush diameter in image pixels ([ and ])", MIN_SIZE, 512, 1, 0)
+        self.size.set_value(canvas.brush.size)
+        self.size.value_changed.connect(canvas.set_brush_size)
+        self.hardness = _slider(brush, "Hardness", "1 = crisp edge, 0 = soft edge", 0, 1, 0.05, 2)
+        self.hardness.set_value(canvas.brush.hardness)
+        self.hardness.value_changed.connect(canvas.set_brush_hardness)
+        mask.addAction(act["show_mask"])
+        self.opacity = _slider(mask, "Opacity", "How strongly the mask tint covers the image (%)", 0, 100, 5, 0)
+        self.opacity.set_value(canvas.view.mask_opacity * 100)
+        self.opacity.value_changed.connect(lambda value: canvas.view.set_mask_opacity(value / 100))
+        mask.addSeparator()
+        mask.addActions([act["clear"], act["invert"], act["fill"]])
         canvas.view.zoom_changed.connect(lambda scale: self.zoom.setText(f"{scale * 100:.0f}%"))
         canvas.view.brush_changed.connect(self._brush_changed)
-
-    def _slider(self, text, minimum, maximum, step, decimals, value, slot) -> SliderSpin:
-        label = QLabel(f" {text} ")
-        self.addWidget(label)
-        slider = SliderSpin(minimum, maximum, step, decimals)
-        slider.setMaximumWidth(200)
-        slider.set_value(value)
-        slider.value_changed.connect(slot)
-        slider.setToolTip(f"Brush {text.lower()}" if text != "Opacity" else "Mask overlay opacity (%)")
-        self.addWidget(slider)
-        return slider
 
     def _brush_changed(self, brush) -> None:
         # `[` / `]` change the size beyond the slider's range too; the slider shows what fits.
@@ -71,11 +69,21 @@ class CanvasToolbar(QToolBar):
         self.hardness.set_value(brush.hardness)
 
 
+def _slider(bar: QToolBar, text: str, tip: str, minimum: float, maximum: float, step: float, decimals: int) -> SliderSpin:
+    bar.addWidget(QLabel(f" {text} "))
+    slider = SliderSpin(minimum, maximum, step, decimals)
+    slider.setMaximumWidth(220)
+    slider.setToolTip(tip)
+    bar.addWidget(slider)
+    return slider
+
+
 def install_canvas(window: MainWindow) -> Canvas:
     """Put the canvas page into `window` and make it the init image / mask for img2img and inpaint."""
     canvas = Canvas()
     canvas.setObjectName("canvas")
     send = QAction("Send to canvas", canvas)
+    send.setIconText("From result")
     send.setToolTip("Put the shown result on the canvas for another round (the mask is kept)")
     send.triggered.connect(lambda: send_result_to_canvas(window, canvas))
     canvas.set_toolbar(CanvasToolbar(canvas, send))
