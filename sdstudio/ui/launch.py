@@ -85,8 +85,8 @@ def open_studio(args: list[str]) -> Studio:
     import qasync
 
     from sdstudio.settings import SettingsStore
-    from sdstudio.ui.errors import route_unexpected
     from sdstudio.ui.canvas_panel import install_canvas
+    from sdstudio.ui.errors import route_unexpected
     from sdstudio.ui.history_dock import install_history
     from sdstudio.ui.main_window import MainWindow
 

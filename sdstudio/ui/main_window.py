@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -313,8 +313,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode()))
         else:
             self.resize(1280, 860)
-            # The prompt needs a few lines; the image gets the rest.
-            self.resizeDocks([self.prompt_dock], [self.fontMetrics().lineSpacing() * 11], Qt.Orientation.Vertical)
+            # First start: give the prompt a few lines (docks are sized once laid out).
+            lines = self.fontMetrics().lineSpacing() * 14
+            QTimer.singleShot(0, lambda: self.resizeDocks([self.prompt_dock], [lines], Qt.Orientation.Vertical))
         if settings.window_state:
             self.restoreState(QByteArray.fromBase64(settings.window_state.encode()))
 
