@@ -73,6 +73,18 @@ def main() -> None:
     print(f"  RSS: {rss_before:.0f} MB before image, {rss_loaded:.0f} MB with image + mask, "
           f"{rss_after:.0f} MB after {STROKES} strokes")
     print(f"  undo history: {doc.undo_byte_count() / 2**10:.0f} KiB for {STROKES} strokes")
+    for label, show in (("fit", view.fit), ("100%", view.actual_size)):
+        show()
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            view.repaint()  # the whole widget, image and mask overlay
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"  full redraw {view.width()}x{view.height()} at {label}: median {statistics.median(times):.1f} ms")
+    t0 = time.perf_counter()
+    doc.undo()
+    doc.redo()
+    print(f"  undo + redo of one stroke: {(time.perf_counter() - t0) * 1000:.2f} ms")
     t0 = time.perf_counter()
     doc.invert_mask()
     print(f"  invert whole mask (undoable): {(time.perf_counter() - t0) * 1000:.0f} ms, "

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QGuiApplication, QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from sdstudio.canvas import Brush, Canvas
 from tests.canvas.canvas_helpers import drag_image
@@ -113,3 +115,32 @@ def test_brush_size_keys_and_mask_toggle(canvas, qtbot):
     assert not canvas.view.mask_visible
     qtbot.keyClick(canvas.view, Qt.Key.Key_E)
     assert canvas.view.eraser
+
+
+def test_space_drag_pans_and_wheel_zooms_around_the_cursor(canvas, qtbot):
+    view = canvas.view
+    view.actual_size()
+    view.setFocus()
+    qtbot.keyPress(view, Qt.Key.Key_Space)
+    before = view.image_to_widget(QPointF(0, 0))
+    drag_image(view, [(10, 10), (14, 12)])
+    qtbot.keyRelease(view, Qt.Key.Key_Space)
+    assert view.image_to_widget(QPointF(0, 0)) - before == QPointF(4, 2)
+    assert mask_array(canvas).max() == 0
+
+    anchor = view.image_to_widget(QPointF(20, 30))
+    wheel = QWheelEvent(
+        anchor, QPointF(view.mapToGlobal(anchor.toPoint())), QPoint(0, 0), QPoint(0, 240),
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+    )
+    QApplication.sendEvent(view, wheel)
+    assert view.scale == pytest.approx(1.25**2)
+    assert view.widget_to_image(anchor) == QPointF(20, 30)  # the point under the cursor stays
+
+
+def test_pasting_without_an_image_reports_an_error(canvas, qtbot):
+    QGuiApplication.clipboard().setText("just words")
+    with qtbot.waitSignal(canvas.error) as blocker:
+        assert not canvas.paste()
+    assert "no image" in blocker.args[0]
+    assert canvas.image().size == (64, 48)
