@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, QUrl
-from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication
 
 from sdstudio.canvas import Brush, Canvas
 from tests.canvas.canvas_helpers import drag_image
@@ -125,7 +126,11 @@ def test_paste_and_drop_image(canvas, tmp_path):
     Image.new("RGB", (48, 40), (250, 250, 0)).save(path)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    assert canvas._put_from_mime(mime)
+    press = (Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(20, 20), Qt.DropAction.CopyAction, mime, *press)
+    QApplication.sendEvent(canvas, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(canvas, QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, *press))
     assert canvas.image().size == (48, 40)
 
 
