@@ -44,6 +44,8 @@ class PromptPanel(QWidget):
         line = self.fontMetrics().lineSpacing()
         self.prompt.setMinimumHeight(3 * line)
         self.negative_prompt.setMinimumHeight(2 * line)
+        # Extra height goes to the prompt first: it is the longer text.
+        self.prompt.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.generate = QPushButton("&Generate")
         self.generate.setToolTip("Generate (Ctrl+Enter); while a job runs, queue another")
         self.generate.setDefault(True)
@@ -67,7 +69,7 @@ class PromptPanel(QWidget):
         grid.addWidget(self.cancel, 2, 1)
         grid.addWidget(queue_button, 3, 1, Qt.AlignmentFlag.AlignTop)
         grid.setRowStretch(1, 3)
-        grid.setRowStretch(3, 2)
+        grid.setRowStretch(3, 1)
         grid.setColumnStretch(0, 1)
 
     def texts(self) -> dict[str, str]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
+
 from sdstudio.engine.request import Mode
 from sdstudio.settings import Settings, SettingsStore
 
@@ -54,3 +57,21 @@ def test_corrupt_settings_file_opens_window_with_notice(make_window, tmp_path):
     assert window.banner.isVisibleTo(window)
     assert "could not be read" in window.banner.message.text()
     assert window.request_fields()["steps"] == 20
+
+
+def _next_tab_stop(widget):
+    widget = widget.nextInFocusChain()
+    while not widget.focusPolicy() & Qt.FocusPolicy.TabFocus:
+        widget = widget.nextInFocusChain()
+    return widget
+
+
+def test_keyboard_tab_order_and_mnemonic_buddies(make_window):
+    window = make_window(start=False)
+    panel = window.prompt_panel
+    assert _next_tab_stop(panel.prompt) is panel.negative_prompt
+    assert _next_tab_stop(panel.negative_prompt) is panel.generate
+    buddies = {label.text(): label.buddy() for label in window.params.findChildren(QLabel)}
+    assert buddies["&Steps:"] is window.params.steps and buddies["S&eed:"] is window.params.seed
+    prompt_buddies = {label.text(): label.buddy() for label in panel.findChildren(QLabel)}
+    assert prompt_buddies["&Prompt:"] is panel.prompt
