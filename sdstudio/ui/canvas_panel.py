@@ -87,7 +87,6 @@ def install_canvas(window: MainWindow) -> Canvas:
     send.setToolTip("Put the shown result on the canvas for another round (the mask is kept)")
     send.triggered.connect(lambda: send_result_to_canvas(window, canvas))
     canvas.set_toolbar(CanvasToolbar(canvas, send))
-    canvas.view.brush_changed.emit(canvas.brush)
     window.add_center_page(canvas, "Canvas")
     window.results.addAction(send)
     window.results.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
@@ -97,18 +96,15 @@ def install_canvas(window: MainWindow) -> Canvas:
     canvas.image_changed.connect(lambda _size: _leave_txt2img(window, canvas))
 
     def provide() -> tuple[Image | None, Image | None]:
-        # Without a canvas image, img2img / inpaint use what the window had before.
-        return canvas_images(canvas) if canvas.has_image() else fallback()
+        """(init image, mask): the mask only for inpaint and only when something is painted.
+        Without a canvas image, img2img / inpaint use what the window had before."""
+        if not canvas.has_image():
+            return fallback()
+        inpaint = window.params.current_mode() is Mode.INPAINT
+        return canvas.image(), canvas.mask() if inpaint and canvas.has_mask() else None
 
     fallback = window.set_image_provider(provide)
     return canvas
-
-
-def canvas_images(canvas: Canvas) -> tuple[Image | None, Image | None]:
-    """(init image, mask) for a request: the mask only when something is painted."""
-    if not canvas.has_image():
-        return None, None
-    return canvas.image(), canvas.mask() if canvas.has_mask() else None
 
 
 def send_result_to_canvas(window: MainWindow, canvas: Canvas) -> None:

@@ -75,3 +75,7 @@ def test_canvas_errors_reach_the_banner_and_init_image_goes_to_canvas(studio, tm
     request = studio.build_request()
     assert request.mode is Mode.IMG2IMG and request.init_image.size == (60, 40)
     assert request.mask is None  # nothing painted: no mask
+    studio.canvas.document.fill_mask()
+    assert studio.build_request().mask is None  # img2img takes no mask
+    studio.apply_fields({"mode": Mode.INPAINT})
+    assert studio.build_request().mask.size == (60, 40)
