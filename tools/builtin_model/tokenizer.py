@@ -1,8 +1,8 @@
 """The built-in model's CLIP tokenizer: a small word vocabulary in CLIP's BPE format.
 
 CLIP's BPE starts from single characters (the last one of a word carrying `</w>`) and applies
-merges; writing, for every vocabulary word, the merges that build it left to right makes each
-word a single token, while any other word still tokenizes into its characters (no crash).
+merges; the merges written here make each vocabulary word a single token, while any other
+word still tokenizes into smaller pieces or characters (no crash).
 """
 
 from __future__ import annotations
@@ -29,19 +29,30 @@ def _bytes_to_unicode() -> list[str]:
     return [chr(c) for c in cs]
 
 
+def _apply_merges(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """CLIP's BPE loop: keep merging the best-ranked adjacent pair."""
+    while len(pieces) > 1:
+        rank, i = min((ranks.get(pair, 1 << 30), i) for i, pair in enumerate(zip(pieces, pieces[1:])))
+        if rank == 1 << 30:
+            break
+        pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2 :]
+    return pieces
+
+
 def build_vocab(words: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Token table and merges. Merges are appended greedily: while a word still splits into
+    several pieces under the merges so far, merge its first two pieces. An appended merge
+    ranks last, so it cannot change a word already made whole (building each word's merges
+    left to right independently did: "orange" fell apart on the "an" of "an")."""
     base = _bytes_to_unicode()
     tokens = base + [c + "</w>" for c in base]
     merges: list[tuple[str, str]] = []
+    ranks: dict[tuple[str, str], int] = {}
     for word in words:
-        symbols = list(word[:-1]) + [word[-1] + "</w>"]
-        left = symbols[0]
-        for right in symbols[1:]:
-            pair = (left, right)
-            if pair not in merges:
-                merges.append(pair)
-                tokens.append(left + right)
-            left = left + right
+        while len(pieces := _apply_merges(list(word[:-1]) + [word[-1] + "</w>"], ranks)) > 1:
+            ranks[(pieces[0], pieces[1])] = len(merges)
+            merges.append((pieces[0], pieces[1]))
+            tokens.append(pieces[0] + pieces[1])
     vocab: dict[str, int] = {}
     for tok in tokens + [BOS, EOS]:
         vocab.setdefault(tok, len(vocab))

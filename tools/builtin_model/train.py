@@ -40,7 +40,7 @@ def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def train_vae(runs: Path, steps: int, batch: int = 32) -> torch.nn.Module:
+def train_vae(runs: Path, steps: int, batch: int = 16) -> torch.nn.Module:
     path = runs / "vae.pt"
     vae = make_vae()
     if path.exists():
@@ -186,9 +186,9 @@ def train_unet(runs: Path, vae, latents, scenes, scale, minutes: float, out: Pat
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--vae-steps", type=int, default=600)
-    ap.add_argument("--scenes", type=int, default=16384)
-    ap.add_argument("--minutes-unet", type=float, default=60.0)
+    ap.add_argument("--vae-steps", type=int, default=400)
+    ap.add_argument("--scenes", type=int, default=8192)
+    ap.add_argument("--minutes-unet", type=float, default=40.0)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--runs", type=Path, default=RUNS, help="working folder for resumable state")
     args = ap.parse_args(argv)
