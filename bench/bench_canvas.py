@@ -81,10 +81,26 @@ def main() -> None:
             view.repaint()  # the whole widget, image and mask overlay
             times.append((time.perf_counter() - t0) * 1000)
         print(f"  full redraw {view.width()}x{view.height()} at {label}: median {statistics.median(times):.1f} ms")
+    view.fit()
+    big = Brush(size=300, hardness=0.5)
+    big_ms: list[float] = []
+    x, y = 2048.0, 2048.0
+    doc.begin_stroke(QPointF(x, y), big)
+    for _ in range(400):
+        x, y = min(max(x + rng.uniform(-40, 40), 0), SIZE), min(max(y + rng.uniform(-40, 40), 0), SIZE)
+        t0 = time.perf_counter()
+        doc.stroke_to(QPointF(x, y))
+        app.processEvents()
+        big_ms.append((time.perf_counter() - t0) * 1000)
+    doc.end_stroke()
+    print(
+        f"  big brush 300 px, ~40 px segments, at fit: median {statistics.median(big_ms):.2f} ms, "
+        f"p95 {percentile(big_ms, 0.95):.2f} ms (paint + redraw)"
+    )
     t0 = time.perf_counter()
     doc.undo()
     doc.redo()
-    print(f"  undo + redo of one stroke: {(time.perf_counter() - t0) * 1000:.2f} ms")
+    print(f"  undo + redo of that big stroke: {(time.perf_counter() - t0) * 1000:.2f} ms")
     t0 = time.perf_counter()
     doc.invert_mask()
     print(f"  invert whole mask (undoable): {(time.perf_counter() - t0) * 1000:.0f} ms, "
