@@ -22,6 +22,12 @@ def pixels(image: QImage) -> np.ndarray:
     return rows[:, : image.width()]
 
 
+def pixels_readonly(image: QImage) -> np.ndarray:
+    """Like `pixels`, but through constBits: never detaches, must not be written."""
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : image.width()]
+
+
 def pil_to_qimage(picture: Image.Image) -> QImage:
     """An RGB PIL image (any mode is converted) as a canvas image layer in IMAGE_FORMAT."""
     rgb = picture if picture.mode == "RGB" else picture.convert("RGB")
@@ -53,12 +59,6 @@ def qimage_to_pil_rgb(image: QImage) -> Image.Image:
 def mask_to_pil(mask: QImage) -> Image.Image:
     """A PIL "L" copy of a one-byte mask layer (255 = repaint)."""
     return Image.fromarray(np.array(pixels_readonly(mask)), "L")
-
-
-def pixels_readonly(image: QImage) -> np.ndarray:
-    """Like `pixels`, but through constBits: never detaches, must not be written."""
-    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
-    return rows[:, : image.width()]
 
 
 def pil_to_mask(picture: Image.Image) -> QImage:

@@ -139,3 +139,20 @@ def test_sixteen_bit_image_is_normalised(canvas, tmp_path):
     Image.fromarray(np.full((16, 16), 65535, np.uint16)).save(path)
     assert canvas.open_file(path)
     assert canvas.image().getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_undo_stack_drops_oldest_edits_beyond_its_budget():
+    from PySide6.QtCore import QRect
+
+    from sdstudio.canvas.undo import UndoStack
+
+    stack = UndoStack(budget_bytes=3000)
+    rng = np.random.default_rng(1)
+    mask = np.zeros((64, 64), np.uint8)
+    for _ in range(10):  # incompressible 32x32 rectangles, about 1 KiB each
+        stack.push(QRect(0, 0, 32, 32), rng.integers(0, 256, (32, 32), np.uint8), "Paint")
+    assert stack.byte_count() <= 3000
+    undone = 0
+    while stack.undo(mask) is not None:
+        undone += 1
+    assert 1 <= undone < 10
