@@ -88,3 +88,19 @@ def test_jobs_run_reads_a_real_job_to_its_end(qloop, qtbot, ui_engine, tiny_sd1)
     qtbot.waitUntil(task.done, timeout=60_000)
     kinds = [type(e).__name__ for e in task.result()]
     assert "Started" in kinds and "Step" in kinds and kinds[-1] == "Finished"
+
+
+def test_theme_is_fusion_and_dark_unless_the_platform_says_light(qapp):
+    from PySide6.QtGui import QPalette
+
+    from sdstudio.ui.theme import apply_theme, prefers_light
+
+    style, palette = qapp.style().name(), qapp.palette()
+    try:
+        apply_theme(qapp)
+        assert qapp.style().name().lower() == "fusion"
+        window = qapp.palette().color(QPalette.ColorRole.Window)
+        assert (window.lightness() > 128) == prefers_light()
+    finally:
+        qapp.setStyle(style)
+        qapp.setPalette(palette)
