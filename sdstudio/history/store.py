@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from sdstudio.engine.params import request_infotext, request_json
 from sdstudio.engine.pngmeta import save_png
+from sdstudio.engine.request import Mode
 from sdstudio.history import queries
 from sdstudio.history.errors import disk_error
 from sdstudio.history.files import move, save_input
@@ -124,7 +125,7 @@ class HistoryStore:
         """Keep the init image and mask of an img2img / inpaint request; their relative paths."""
         kept: list[str | None] = []
         for image in (request.init_image, request.mask):
-            if image is None or request.mode.value == "txt2img":
+            if image is None or request.mode is Mode.TXT2IMG:
                 kept.append(None)
                 continue
             try:
@@ -165,8 +166,8 @@ class HistoryStore:
             if v is not None
         }
         with self._naming:  # not the connection's lock: readers never wait for a PNG encode
-            file = self._free_name(image_name(created, seed))
             try:
+                file = self._free_name(image_name(created, seed))
                 save_png(image, self.root / file, parameters, settings)
             except OSError as exc:
                 raise disk_error("save the image", self.root, exc) from exc
@@ -180,7 +181,7 @@ class HistoryStore:
             "created": created, "prompt": d.prompt, "negative": d.negative_prompt,
             "parameters": parameters, "settings": json.dumps(settings, ensure_ascii=False, sort_keys=True),
             "file": file, "thumbnail": thumbnail, "model": d.model, "mode": d.mode, "seed": seed,
-            "width": image.width, "height": image.height, "parent_id": parent_id,
+            "width": image.width, "height": image.height, "parent_id": parent.id if parent else None,
             "init_file": init_file, "mask_file": mask_file, "trashed": 0,
         }  # fmt: skip
         try:

@@ -253,3 +253,11 @@ def test_an_index_that_cannot_be_written_is_an_error_not_damage(tmp_path, monkey
     with pytest.raises(HistoryError, match="database is locked"):
         HistoryStore.open(tmp_path)
     assert not list(tmp_path.glob("index.db.corrupt-*"))  # nothing moved aside
+
+
+def test_a_parent_deleted_for_good_meanwhile_does_not_block_the_save(store):
+    parent = _save(store, "parent")
+    store.trash([parent.id])
+    store.empty_trash()
+    child = store.save(_image(), _request("child"), 2, MODEL, parent_id=parent.id)
+    assert child.parent_id is None and store.get(child.id) is not None
