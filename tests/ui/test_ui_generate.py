@@ -15,14 +15,20 @@ def test_ctrl_enter_generates_with_live_preview(make_window, qtbot):
     window = make_window()
     window.apply_fields(SMALL)
     before = window.results.view.image().cacheKey()
-    previews = []
-    window.controller.step.connect(lambda i, n, image: previews.append(image))
+    previews, shown_during_run = [], set()
+
+    def on_step(index, total, image):
+        previews.append(image)
+        shown_during_run.add(window.results.view.image().cacheKey())  # the window drew it first
+
+    window.controller.step.connect(on_step)
     qtbot.keyClicks(window.prompt_panel.prompt, "a red fox")
     with qtbot.waitSignal(window.controller.job_finished, timeout=60_000) as finished:
         qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     request, event, info = finished.args
     assert request.prompt == "a red fox" and request.width == 64
     assert [p for p in previews if p is not None], "no preview reached the view"
+    assert shown_during_run - {before}, "the view did not change during the run"
     assert len(event.images) == 1 and info is not None
     shown = window.results.view.image()
     assert shown.cacheKey() != before and shown.width() == 64

@@ -60,3 +60,14 @@ def test_unexpected_exceptions_reach_the_banner(make_window, qloop, monkeypatch)
     assert window.banner.message.text() == "slot broke"
     window.banner.details_button.click()
     assert "Traceback" in window.banner.details.toPlainText() and window.banner.details.isVisibleTo(window)
+
+
+def test_start_says_the_engine_is_loading_and_generate_waits(make_window, qtbot):
+    window = make_window(start=False)
+    window.start()
+    assert window.status.activity.text().startswith("Loading")
+    window.apply_fields({"prompt": "queued early", "width": 64, "height": 64, "steps": 2})
+    with qtbot.waitSignal(window.controller.job_finished, timeout=60_000):
+        window.generate()  # submitted before the model is ready: it waits in the queue
+        assert window.status.activity.text() == "Waiting for the model to load…"
+    assert window.status.activity.text() == "Done"
