@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
     def generate(self) -> None:
         request = self.build_request()
         if request is not None:
+            self.save_settings()  # a crash later still keeps this prompt for the next start
             self.controller.generate(request)
             if not self.controller.engine_started or self.controller.model_info is None:
                 self.status.set_activity("Waiting for the model to load…")
