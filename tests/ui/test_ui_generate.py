@@ -87,6 +87,8 @@ def test_missing_model_shows_banner_and_keeps_previous(make_window, qtbot, tmp_p
     assert "no-such-model" in window.banner.message.text()
     assert window.controller.model_ref == good
     assert window.status.activity.text() == "Ready" and "tiny-sd1" in window.status.model.text()
+    recent = [a.text() for a in window.model_menu.recent.actions()]
+    assert len(recent) == 1 and good.source in recent[0]  # the bad path never became "recent"
     window.apply_fields(SMALL | {"steps": 2, "prompt": "still works"})
     with qtbot.waitSignal(window.controller.job_finished, timeout=60_000):
         window.generate()
