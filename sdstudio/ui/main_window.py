@@ -1,6 +1,6 @@
 """The studio window: prompt and parameter docks, the result view, menus, banner, status bar.
 
-Integration points for other parts of the studio (documented in the README):
+Integration points for the other parts of the studio (canvas, history):
 - `add_center_page(widget, title)`: a page beside "Result" in the centre (e.g. the canvas).
 - `add_dock(widget, title, area)`: a dock whose place is saved with the layout (e.g. history).
 - `set_image_provider(provider)`: where img2img / inpaint take the init image and mask from.
