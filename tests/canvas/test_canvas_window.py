@@ -10,7 +10,6 @@ from PIL import Image, ImageFilter
 from sdstudio.canvas import Brush
 from sdstudio.engine.request import Mode
 from tests.canvas.canvas_helpers import drag_image
-from tests.ui.conftest import make_window, qloop, ui_engine  # noqa: F401  (the window fixtures)
 
 FIELDS = {"width": 64, "height": 64, "steps": 2, "batch_size": 1, "batch_count": 1, "seed": 5, "prompt": "repaint"}
 
