@@ -130,7 +130,7 @@ class HistoryPanel(QObject):
         self.gallery = gallery = GalleryWidget(store)
         self.dock.setWidget(gallery)
         self.saver = HistorySaver(store)
-        self.saver.saved.connect(gallery.add_images)
+        self.saver.saved.connect(self._show_saved)
         self.saver.failed.connect(self.window.report)
         gallery.problem.connect(self.window.report)
         gallery.reuse_fields.connect(self._reuse_shown)
@@ -140,6 +140,11 @@ class HistoryPanel(QObject):
         for job in self._waiting:
             self.saver.save(*job)
         self._waiting.clear()
+
+    def _show_saved(self, images: list[HistoryImage]) -> None:
+        # A save finished on the worker can be delivered after close() shut the index.
+        if self.gallery is not None and not self._closed:
+            self.gallery.add_images(images)
 
     def save(self, request: GenerationRequest, finished: Finished, model: ModelInfo | None) -> None:
         parent = self._parent
