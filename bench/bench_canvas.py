@@ -10,6 +10,7 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from measure import rss_mib  # noqa: E402  (bench/measure.py, beside this script)
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPointF  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -20,11 +21,6 @@ SIZE = 4096
 SEGMENTS_PER_STROKE = 40
 STROKES = 200
 
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -38,12 +34,12 @@ def main() -> None:
     canvas.resize(1400, 900)
     canvas.show()
     app.processEvents()
-    rss_before = rss_mb()
+    rss_before = rss_mib()
     canvas.set_image(Image.new("RGB", (SIZE, SIZE), (120, 130, 140)))
     view, doc = canvas.view, canvas.document
     view.set_view(1.0, QPointF(-1500, -1500))  # 100%: the segments are on screen
     view.set_brush(Brush(size=64, hardness=0.7))
-    rss_loaded = rss_mb()
+    rss_loaded = rss_mib()
     rng = random.Random(0)
     paint_ms: list[float] = []
     repaint_ms: list[float] = []
@@ -60,7 +56,7 @@ def main() -> None:
             paint_ms.append((t1 - t0) * 1000)
             repaint_ms.append((t2 - t0) * 1000)
         doc.end_stroke()
-    rss_after = rss_mb()
+    rss_after = rss_mib()
     print(f"canvas {SIZE}x{SIZE}, brush 64 px hardness 0.7, {len(paint_ms)} segments of ~12 px")
     print(
         f"  paint one segment (mask only):        median {statistics.median(paint_ms):.2f} ms, "

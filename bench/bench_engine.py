@@ -11,7 +11,6 @@ Run by `make bench`; takes about a minute on a laptop CPU.
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from measure import rss_mib  # noqa: E402  (bench/measure.py, beside this script)
 
 SIZE = 256
 STEPS = 20
@@ -26,11 +26,6 @@ REPEATS = 9
 SAMPLER = "Euler"
 PROMPT = "a lighthouse on a cliff at dusk"
 
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        resident_pages = int(f.read().split()[1])
-    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def plain_call(folder: Path):

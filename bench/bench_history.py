@@ -22,6 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from measure import rss_mib  # noqa: E402  (bench/measure.py, beside this script)
 
 WORDS = [
     "cat",
@@ -139,12 +140,6 @@ def machine_noise_ms(seconds: float) -> float:
     return worst * 1000
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -162,7 +157,7 @@ def main() -> int:
     window.resize(1280, 860)
     window.show()
     app.processEvents()
-    empty_rss = rss_mb()
+    empty_rss = rss_mib()
 
     with tempfile.TemporaryDirectory(prefix="sdstudio-bench-") as tmp:
         root = Path(tmp)
@@ -225,8 +220,8 @@ def main() -> int:
         )
         cached = len(gallery.thumbnails._cache)
         print(
-            f"RSS: empty window {empty_rss:.0f} MB, with the gallery open and scrolled {rss_mb():.0f} MB "
-            f"(+{rss_mb() - empty_rss:.0f} MB, {cached} thumbnails cached)   goal < +250 MB"
+            f"RSS: empty window {empty_rss:.0f} MB, with the gallery open and scrolled {rss_mib():.0f} MB "
+            f"(+{rss_mib() - empty_rss:.0f} MB, {cached} thumbnails cached)   goal < +250 MB"
         )
 
         times = []

@@ -15,16 +15,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from measure import rss_mib  # noqa: E402  (bench/measure.py, beside this script)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def small_sd1(folder: Path) -> Path:
@@ -67,7 +63,7 @@ def main() -> None:
                          for p in getattr(model.base, name).parameters()) / 2**20
         pointers = [p.data_ptr() for p in model.unet.parameters()]
 
-        rss_before = rss_mb()
+        rss_before = rss_mib()
         first_ms = {}
         for mode in Mode:
             start = time.perf_counter()
@@ -78,7 +74,7 @@ def main() -> None:
         for k in range(switches):
             model.pipeline(list(Mode)[k % 3])
         switch_us = (time.perf_counter() - start) / switches * 1e6
-        growth = rss_mb() - rss_before
+        growth = rss_mib() - rss_before
         same = pointers == [p.data_ptr() for p in model.unet.parameters()]
 
     print(f"load small SD1 ({weights_mb:.0f} MB of weights): folder {folder_s:.2f} s, "
