@@ -8,20 +8,17 @@ Uses the built-in model when it is installed, else a tiny random-weight model (n
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from PIL import Image, ImageDraw  # noqa: E402
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer  # noqa: E402
 
 from sdstudio.canvas import Brush  # noqa: E402
 from sdstudio.engine.request import Mode  # noqa: E402
-from sdstudio.ui.launch import open_studio  # noqa: E402
-from sdstudio.ui.model_menu import builtin_model_available  # noqa: E402
 from tests.canvas.canvas_helpers import drag_image, send_mouse  # noqa: E402
+from tools.screenshots.studio_shots import StudioShots  # noqa: E402
 
 PROMPT = "a red sailing boat on a calm sea at sunset"
 
@@ -43,41 +40,41 @@ def landscape(size: int) -> Image.Image:
     return picture
 
 
+def scene_picture(size: int) -> Image.Image:
+    """A red circle on blue: the built-in model's own world, so its inpaint result makes sense."""
+    from tools.builtin_model.scenes import Scene, Shape, render
+
+    scene = Scene((Shape("circle", "red", "large", "centre"),), "blue", False)
+    return Image.fromarray(render(scene)).resize((size, size))
+
+
 def main(outdir: Path) -> int:
-    outdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="sdstudio-shots-"))
-    if builtin_model_available():
-        model, size = "builtin", 128
-    else:
-        from tools.tiny_models import save_tiny_model
-
-        model, size = str(save_tiny_model(work / "tiny-sd1", "sd1")), 256
-    studio = open_studio(["--settings", str(work / "settings.json"), "--model", model, "--device", "cpu"])
-    window, controller = studio.window, studio.window.controller
+    shots = StudioShots(outdir, "canvas", tiny_size=256)
+    window, controller, size = shots.window, shots.controller, shots.size
     canvas = window.canvas
-    window.resize(1400, 900)
-    window.apply_fields({"prompt": PROMPT, "negative_prompt": "blurry, text, watermark"})
+    window.apply_fields({
+        "prompt": shots.prompt("a large yellow star in the centre on a blue background", PROMPT),
+        "negative_prompt": shots.prompt("", "blurry, text, watermark"),
+    })
     window.apply_fields({"width": size, "height": size, "steps": 16, "batch_size": 1, "seed": 7})
-    shots: list[str] = []
-
-    def save(name: str) -> None:
-        path = outdir / f"canvas_{name}.png"
-        window.grab().save(str(path))
-        shots.append(str(path))
 
     def paint_mask() -> None:
         window.center.setCurrentWidget(canvas)
-        canvas.set_image(landscape(size), keep_mask=False)
-        window.apply_fields({"mode": Mode.INPAINT, "strength": 0.9, "mask_blur": 4})
+        canvas.set_image(scene_picture(size) if shots.builtin else landscape(size), keep_mask=False)
+        window.apply_fields({"mode": Mode.INPAINT, "strength": 1.0 if shots.builtin else 0.9, "mask_blur": 4})
         s = size / 256  # the strokes are laid out for a 256 px image
-        canvas.view.set_brush(Brush(size=34 * s, hardness=0.6))
-        drag_image(canvas.view, [(x * s, y * s) for x, y in ((70, 185), (100, 178), (130, 182), (160, 190))])
-        canvas.view.set_brush(Brush(size=22 * s, hardness=0.6))
-        drag_image(canvas.view, [(112 * s, 175 * s), (114 * s, 140 * s), (116 * s, 118 * s)])
+        if shots.builtin:
+            canvas.view.set_brush(Brush(size=150 * s, hardness=0.8))
+            drag_image(canvas.view, [(x * s, 128 * s) for x in (90, 128, 166)])
+        else:
+            canvas.view.set_brush(Brush(size=34 * s, hardness=0.6))
+            drag_image(canvas.view, [(x * s, y * s) for x, y in ((70, 185), (100, 178), (130, 182), (160, 190))])
+            canvas.view.set_brush(Brush(size=22 * s, hardness=0.6))
+            drag_image(canvas.view, [(112 * s, 175 * s), (114 * s, 140 * s), (116 * s, 118 * s)])
         # Hover (no button) beside the strokes so the brush outline shows at the current zoom.
         hover = canvas.view.transform().map(QPointF(200 * s, 130 * s))
         send_mouse(canvas.view, QEvent.Type.MouseMove, hover, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
-        QTimer.singleShot(300, lambda: (save("mask"), window.generate()))
+        QTimer.singleShot(300, lambda: (shots.save("mask"), window.generate()))
 
     def on_loaded(*_args: object) -> None:
         controller.model_loaded.disconnect(on_loaded)
@@ -85,28 +82,15 @@ def main(outdir: Path) -> int:
 
     def on_finished(*_args: object) -> None:
         def send_back() -> None:
-            save("result")
+            shots.save("result")
             window.results.actions()[-1].trigger()  # Send to canvas: the mask stays
-            QTimer.singleShot(300, lambda: (save("sent_back"), studio.app.quit()))
+            shots.quit_after(300, "sent_back")
 
         QTimer.singleShot(400, send_back)
 
-    def give_up() -> None:
-        save("timeout")
-        print("screenshots: gave up waiting; problems:", window.banner.problems(), file=sys.stderr)
-        studio.app.exit(1)
-
     controller.model_loaded.connect(on_loaded)
     controller.job_finished.connect(on_finished)
-    controller.problem.connect(lambda message, _details: print("problem:", message, file=sys.stderr))
-    QTimer.singleShot(300_000, give_up)
-    try:
-        with studio.loop:
-            code = studio.loop.run_forever()
-    finally:
-        studio.shutdown()
-    print("\n".join(shots))
-    return code or 0
+    return shots.run()
 
 
 if __name__ == "__main__":
