@@ -100,13 +100,7 @@ class Canvas(QWidget):
             if not chosen:
                 return False
             path = chosen
-        try:
-            picture = read_image(path)
-        except ImageLoadError as exc:
-            self.error.emit(str(exc))
-            return False
-        self.set_image(picture, keep_mask=False)
-        return True
+        return self._put(lambda: read_image(path))
 
     def paste(self) -> bool:
         """Put the clipboard's image (or image file) on the canvas as a new canvas."""
@@ -114,8 +108,12 @@ class Canvas(QWidget):
         return self._put_from_mime(mime)
 
     def _put_from_mime(self, mime) -> bool:
+        return self._put(lambda: picture_from_mime(mime))
+
+    def _put(self, load) -> bool:
+        """Put what `load()` reads on the canvas as a new canvas; a bad file goes to `error`."""
         try:
-            picture = picture_from_mime(mime)
+            picture = load()
         except ImageLoadError as exc:
             self.error.emit(str(exc))
             return False
