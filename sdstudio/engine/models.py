@@ -213,6 +213,7 @@ def load_model(
     info = ModelInfo(
         name=ref.name, family=family, inpaint_unet=inpaint, device=device.type,
         dtype=str(dtype).removeprefix("torch."), source=ref.source,
+        native_size=int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor),
     )
     model = LoadedModel(info=info, device=device, dtype=dtype, base=pipe)
     report(f"Loaded {ref.name}", 1.0)

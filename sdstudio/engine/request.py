@@ -89,6 +89,7 @@ class ModelInfo:
     device: str
     dtype: str
     source: str
+    native_size: int = 512  # the side it was trained at (UNet sample size x VAE scale)
 
 
 # ---- events -------------------------------------------------------------------------------

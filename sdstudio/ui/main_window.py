@@ -285,6 +285,10 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self, ref: ModelRef, info: ModelInfo) -> None:
         self.status.model_ready(info)
+        if (self.settings.model or BUILTIN_MODEL) != ref.source or "width" not in self.settings.params:
+            # A model draws best at the size it was trained at (the built-in one at 128, SD 1.x
+            # at 512, SDXL at 1024): a new model starts there, a restart keeps the person's size.
+            self.params.apply_fields({"width": info.native_size, "height": info.native_size})
         if ref.source == BUILTIN_MODEL:
             self.settings.model = BUILTIN_MODEL
         else:

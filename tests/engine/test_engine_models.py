@@ -294,3 +294,11 @@ def test_folder_saved_as_fp16_variant(tmp_path):
     pipe.save_pretrained(folder, variant="fp16")
     assert not (folder / "unet" / "diffusion_pytorch_model.safetensors").exists()
     assert load_model(ModelRef(str(folder))).info.family == "sd1"
+
+
+def test_native_size_is_the_unet_sample_size_times_the_vae_scale(tiny_sd1, tmp_path):
+    assert load_model(ModelRef(str(tiny_sd1))).info.native_size == 8 * 8
+    unet_config = json.loads((tiny_sd1 / "unet" / "config.json").read_text())
+    copy = shutil.copytree(tiny_sd1, tmp_path / "bigger")
+    (copy / "unet" / "config.json").write_text(json.dumps({**unet_config, "sample_size": 16}))
+    assert load_model(ModelRef(str(copy))).info.native_size == 16 * 8

@@ -75,3 +75,15 @@ def test_keyboard_tab_order_and_mnemonic_buddies(make_window):
     assert buddies["&Steps:"] is window.params.steps and buddies["S&eed:"] is window.params.seed
     prompt_buddies = {label.text(): label.buddy() for label in panel.findChildren(QLabel)}
     assert prompt_buddies["&Prompt:"] is panel.prompt
+
+
+def test_a_new_model_starts_at_its_native_size_and_a_restart_keeps_the_persons(make_window, tmp_path):
+    path = tmp_path / "settings.json"
+    first = make_window(settings_path=path)  # fresh settings, tiny model trained at 64x64
+    assert first.controller.model_info.native_size == 64
+    assert (first.request_fields()["width"], first.request_fields()["height"]) == (64, 64)
+    first.apply_fields({"width": 96, "height": 128})
+    first.close()
+
+    second = make_window(settings_path=path)  # same model again: the person's size stays
+    assert (second.request_fields()["width"], second.request_fields()["height"]) == (96, 128)
