@@ -21,7 +21,9 @@ def make_vae():
         block_out_channels=(8, 16, 32, 32),
         layers_per_block=1,
         latent_channels=4,
-        norm_num_groups=8,
+        # One group: with one channel per group (8 groups over 8 channels) the last GroupNorm
+        # erased each channel's mean, so a flat colour could not be decoded (loss stalled at 0.7).
+        norm_num_groups=1,
         sample_size=128,
         # Flat scenes need no global attention; without it the VAE is purely convolutional,
         # so training on 64x64 crops carries over to 128x128 images exactly.

@@ -8,6 +8,7 @@ word still tokenizes into smaller pieces or characters (no crash).
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 from tools.builtin_model.scenes import all_words
@@ -32,7 +33,7 @@ def _bytes_to_unicode() -> list[str]:
 def _apply_merges(pieces: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
     """CLIP's BPE loop: keep merging the best-ranked adjacent pair."""
     while len(pieces) > 1:
-        rank, i = min((ranks.get(pair, 1 << 30), i) for i, pair in enumerate(zip(pieces, pieces[1:])))
+        rank, i = min((ranks.get(pair, 1 << 30), i) for i, pair in enumerate(pairwise(pieces)))
         if rank == 1 << 30:
             break
         pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2 :]

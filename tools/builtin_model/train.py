@@ -3,7 +3,7 @@
     python -m tools.builtin_model.train [--minutes-unet 60] [--out resources/models/builtin]
 
 Stages (each resumable; state under tools/runs/builtin/, git-ignored):
-1. VAE on random 64x64 crops (it is fully convolutional, so it serves 128x128 images).
+1. VAE on whole 128x128 scenes (L1 + MSE on the posterior mean, tiny latent penalty).
 2. Encode a fixed set of scenes to latents once, so the UNet stage touches no pixels.
 3. UNet + text encoder together, epsilon prediction with min-SNR weighting, 10% empty
    captions for classifier-free guidance, EMA weights; the model folder is exported every
@@ -40,22 +40,47 @@ def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def train_vae(runs: Path, steps: int, batch: int = 16) -> torch.nn.Module:
+@torch.no_grad()
+def linearise_output_norms(vae, k: float = 30.0) -> None:
+    """Initialise the VAE so its two output GroupNorms pass colour through.
+
+    The encoder's and decoder's last GroupNorm sit outside any skip connection and subtract
+    the mean over the whole picture, so a flat background colour is erased and must be
+    relearnt as a channel pattern: from a plain init the VAE reproduced shapes but not
+    colours after hundreds of steps. Giving channel 0 a large constant offset K just before
+    each norm makes the norm's mean and spread almost constant, i.e. the norm nearly affine;
+    its scale and shift are then set to undo it, and channel 0 itself is switched off.
+    """
+    for last_resnet, norm in (
+        (vae.encoder.mid_block.resnets[-1], vae.encoder.conv_norm_out),
+        (vae.decoder.up_blocks[-1].resnets[-1], vae.decoder.conv_norm_out),
+    ):
+        last_resnet.conv2.weight[0].zero_()
+        last_resnet.conv2.bias[0] = k
+        c = norm.num_channels
+        norm.weight.fill_(k * (c - 1) ** 0.5 / c)
+        norm.bias.fill_(k / c)
+        norm.weight[0] = 0.0
+        norm.bias[0] = 0.0
+
+
+def train_vae(runs: Path, minutes: float, batch: int = 8) -> torch.nn.Module:
     path = runs / "vae.pt"
     vae = make_vae()
     if path.exists():
         vae.load_state_dict(torch.load(path))
         return vae
     torch.manual_seed(SEED)
+    linearise_output_norms(vae)
     rng = np.random.default_rng(SEED)
-    opt = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.05)
-    start = time.time()
-    for step in range(steps):
+    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    start, step = time.time(), 0
+    while (elapsed := time.time() - start) < minutes * 60:
+        for g in opt.param_groups:  # constant, then a lower rate for the last fifth
+            g["lr"] = 1e-3 if elapsed < 0.8 * minutes * 60 else 2e-4
         imgs = [training_example(SEED + 1, int(i))[0] for i in rng.integers(0, 10**9, batch)]
+        # Whole 128x128 scenes, not crops: GroupNorm statistics then match those at use time.
         x = _to_tensor(imgs)
-        oy, ox = rng.integers(0, 65, 2)
-        x = x[:, :, oy : oy + 64, ox : ox + 64]
         post = vae.encode(x).latent_dist
         # Decoding the posterior mean: with SD's tiny KL weight the initial unit-variance
         # sampling noise drowns the latents and training crawls; the diffusion stage only
@@ -65,9 +90,9 @@ def train_vae(runs: Path, steps: int, batch: int = 16) -> torch.nn.Module:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
-        if step % 25 == 0 or step == steps - 1:
-            log(f"vae step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f}s)")
+        if step % 50 == 0:
+            log(f"vae step {step} loss {loss.item():.4f} ({elapsed:.0f}s)")
+        step += 1
     torch.save(vae.state_dict(), path)
     return vae
 
@@ -186,7 +211,7 @@ def train_unet(runs: Path, vae, latents, scenes, scale, minutes: float, out: Pat
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--vae-steps", type=int, default=400)
+    ap.add_argument("--minutes-vae", type=float, default=10.0)
     ap.add_argument("--scenes", type=int, default=8192)
     ap.add_argument("--minutes-unet", type=float, default=40.0)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -194,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     args.runs.mkdir(parents=True, exist_ok=True)
-    vae = train_vae(args.runs, args.vae_steps)
+    vae = train_vae(args.runs, args.minutes_vae)
     vae.requires_grad_(False).eval()
     latents, scenes, scale = encode_dataset(args.runs, vae, args.scenes)
     log(f"latents {tuple(latents.shape)} scale {scale:.4f}")
