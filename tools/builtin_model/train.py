@@ -141,6 +141,7 @@ def export(out: Path, vae, unet, text_encoder, scale: float) -> None:
 
 
 def train_unet(runs: Path, vae, latents, scenes, scale, minutes: float, out: Path, batch: int = 64) -> None:
+    from diffusers import DDPMScheduler
     from transformers import CLIPTokenizer
 
     tok_dir = runs / "tokenizer"
@@ -162,7 +163,10 @@ def train_unet(runs: Path, vae, latents, scenes, scale, minutes: float, out: Pat
         ema_te.load_state_dict(st["ema_te"])
         opt.load_state_dict(st["opt"])
         step = st["step"]
-    noise_sched = make_scheduler()
+    # Noise is added the DDPM way (sqrt(a) z + sqrt(1 - a) e): EulerDiscreteScheduler.add_noise
+    # uses the sigma form z + s e, which the pipelines never feed to the UNet (a first run
+    # trained that way produced only noise).
+    noise_sched = DDPMScheduler.from_config(make_scheduler().config)
     alphas = noise_sched.alphas_cumprod
     snr = alphas / (1 - alphas)
     rng = np.random.default_rng(SEED + step)
