@@ -15,8 +15,7 @@ from sdstudio.engine.request import (
     Mode,
     ModelRef,
 )
-from tools.builtin_model.evaluate import held_out_prompts
-from tools.builtin_model.judge import dominant_colour
+from tools.builtin_model.evaluate import held_out_prompts, judge_image
 
 pytestmark = pytest.mark.skipif(
     not (builtin_model_path() / "model_index.json").exists(), reason="built-in model not trained yet"
@@ -44,10 +43,10 @@ def _run(engine, **fields) -> list[Image.Image]:
 def test_held_out_prompts_show_the_prompted_colour(engine):
     prompts = held_out_prompts(limit=6)
     hits = 0
-    for prompt, colour, _shape, background in prompts:
+    for prompt, colour, shape, background in prompts:
         image = _run(engine, prompt=prompt, width=128, height=128, steps=12, cfg_scale=5.0, seed=3,
                      sampler="Euler")[0]
-        hits += dominant_colour(np.asarray(image), background) == colour
+        hits += judge_image(np.asarray(image), colour, shape, background)[0]
     assert hits >= 5, f"{hits}/6 prompted colours"
 
 

@@ -3,7 +3,9 @@
     python -m tools.builtin_model.evaluate [--model resources/models/builtin] [--seeds 2] [--limit N]
 
 Prompts name (colour, shape, background) triples that were held out of training. Reports:
-- colour: the prompted colour is the dominant non-background colour;
+- colour: the prompted colour is the dominant colour apart from the picture's background
+  (the colour of its border);
+- background: that border colour is the prompted background colour;
 - shape: the template matcher (judge.py) recognises the prompted shape;
 - the same at CFG 1 (no guidance), which should score clearly lower;
 - inpaint: a masked shape is replaced by the prompted colour, pixels outside stay unchanged.
@@ -19,7 +21,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tools.builtin_model.judge import classify_shape, dominant_colour, foreground_mask
+from tools.builtin_model.judge import (
+    border_colour,
+    classify_shape,
+    dominant_colour,
+    foreground_mask,
+)
 from tools.builtin_model.scenes import Scene, Shape, held_out_triples, render
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "builtin"
@@ -30,6 +37,7 @@ class Score:
     images: int = 0
     colour_ok: int = 0
     shape_ok: int = 0
+    background_ok: int = 0
 
     @property
     def colour(self) -> float:
@@ -38,6 +46,10 @@ class Score:
     @property
     def shape(self) -> float:
         return self.shape_ok / max(1, self.images)
+
+    @property
+    def background(self) -> float:
+        return self.background_ok / max(1, self.images)
 
 
 def held_out_prompts(limit: int | None = None) -> list[tuple[str, str, str, str]]:
@@ -75,16 +87,32 @@ class Generator:
         self.engine.shutdown()
 
 
+def judge_image(arr: np.ndarray, colour: str, shape: str, background: str) -> tuple[bool, bool, bool]:
+    """(colour right, shape right, background right) for one generated picture.
+
+    Foreground = what differs from the picture's own background (its border colour);
+    whether that background is the prompted one is the third, separate verdict.
+    """
+    seen = border_colour(arr)
+    return (
+        dominant_colour(arr, seen) == colour,
+        classify_shape(foreground_mask(arr, seen)) == shape,
+        seen == background,
+    )
+
+
 def score_prompts(gen: Generator, prompts, seeds: int, cfg: float, steps: int = 20) -> Score:
     score = Score()
     for prompt, colour, shape, background in prompts:
         images = gen(prompt=prompt, width=128, height=128, steps=steps, cfg_scale=cfg, seed=1000,
                      batch_size=seeds, sampler="Euler")
         for im in images:
-            arr = np.asarray(im.convert("RGB"))
+            colour_ok, shape_ok, background_ok = judge_image(np.asarray(im.convert("RGB")), colour, shape,
+                                                             background)
             score.images += 1
-            score.colour_ok += dominant_colour(arr, background) == colour
-            score.shape_ok += classify_shape(foreground_mask(arr, background)) == shape
+            score.colour_ok += colour_ok
+            score.shape_ok += shape_ok
+            score.background_ok += background_ok
     return score
 
 
@@ -123,8 +151,10 @@ def main(argv: list[str] | None = None) -> dict:
             "images": guided.images,
             "cfg5_colour": round(guided.colour, 3),
             "cfg5_shape": round(guided.shape, 3),
+            "cfg5_background": round(guided.background, 3),
             "cfg1_colour": round(unguided.colour, 3),
             "cfg1_shape": round(unguided.shape, 3),
+            "cfg1_background": round(unguided.background, 3),
             **inpaint_check(gen, args.steps),
         }
     finally:

@@ -25,6 +25,14 @@ def nearest_colours(img: np.ndarray) -> np.ndarray:
     return d.argmin(-1)
 
 
+def border_colour(img: np.ndarray, width: int = 4) -> str:
+    """The palette colour most frequent on the picture's outer ring: its actual background."""
+    idx = nearest_colours(img)
+    ring = np.concatenate([idx[:width].ravel(), idx[-width:].ravel(), idx[:, :width].ravel(),
+                           idx[:, -width:].ravel()])
+    return NAMES[int(np.bincount(ring, minlength=len(NAMES)).argmax())]
+
+
 def foreground_mask(img: np.ndarray, background: str) -> np.ndarray:
     """Pixels that are not the background colour (nor its darker gradient end)."""
     return nearest_colours(img) != NAMES.index(background)
