@@ -64,3 +64,23 @@ def test_every_mode_runs_on_the_builtin_model(engine):
     a, b = np.asarray(painted), np.asarray(init)
     outside = np.asarray(mask) == 0
     assert (a[outside] == b[outside]).all()
+
+
+@pytest.mark.parametrize("pipeline", ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline",
+                                      "StableDiffusionInpaintPipeline"])
+def test_plain_diffusers_pipelines_load_the_folder_offline(pipeline):
+    import diffusers
+    import torch
+
+    pipe = getattr(diffusers, pipeline).from_pretrained(builtin_model_path(), torch_dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    init = Image.new("RGB", (128, 128), (30, 60, 220))
+    extra = {
+        "StableDiffusionPipeline": {"height": 128, "width": 128},
+        "StableDiffusionImg2ImgPipeline": {"image": init, "strength": 0.7},
+        "StableDiffusionInpaintPipeline": {"image": init, "mask_image": Image.new("L", (128, 128), 255),
+                                           "height": 128, "width": 128},
+    }[pipeline]
+    image = pipe("a red circle", num_inference_steps=4, generator=torch.Generator().manual_seed(0),
+                 **extra).images[0]
+    assert image.size == (128, 128)
