@@ -135,7 +135,7 @@ class LoadedModel:
             else:
                 # from_pipe casts every component to `torch_dtype` (float32 when not given), in
                 # place: without it an fp16 model would silently turn fp32 (diffusers #12754).
-                pipe = cls.from_pipe(self.base, **dtype_kwarg(self.dtype))
+                pipe = _quietly(lambda: cls.from_pipe(self.base, **dtype_kwarg(self.dtype)))
             pipe.set_progress_bar_config(disable=True)
             self._pipelines[mode] = pipe
         return pipe
@@ -218,6 +218,20 @@ def load_model(
     model = LoadedModel(info=info, device=device, dtype=dtype, base=pipe)
     report(f"Loaded {ref.name}", 1.0)
     return model
+
+
+def _quietly(build: Callable[[], DiffusionPipeline]) -> DiffusionPipeline:
+    """Run `build` with diffusers' warnings off: from_pipe's casts warn that "modules should be
+    kept in float32: []" for every model (an empty list still triggers it), which is only noise
+    on the CLI's and the app's stderr."""
+    from diffusers.utils import logging as diffusers_logging
+
+    previous = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        return build()
+    finally:
+        diffusers_logging.set_verbosity(previous)
 
 
 def _quiet_loading_bars() -> None:
