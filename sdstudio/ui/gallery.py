@@ -16,7 +16,6 @@ from PySide6.QtGui import (
     QGuiApplication,
     QImageReader,
     QKeySequence,
-    QShortcut,
     QShowEvent,
 )
 from PySide6.QtWidgets import (
@@ -39,6 +38,7 @@ from sdstudio.ui.gallery_details import DetailsPane
 from sdstudio.ui.gallery_model import GalleryModel
 from sdstudio.ui.gallery_thumbs import ThumbnailLoader
 from sdstudio.ui.gallery_view import THUMB, GalleryGrid
+from sdstudio.ui.shortcuts import scoped_action
 
 SEARCH_DELAY_MS = 200
 GROUPS_SHOWN = 300  # the newest days / prompts offered; older ones are reached by search
@@ -348,9 +348,9 @@ class GalleryWidget(QWidget):
         self.grid.doubleClicked.connect(lambda _index: self._act("reuse"))
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.grid.customContextMenuRequested.connect(self._context_menu)
-        scope = Qt.ShortcutContext.WidgetWithChildrenShortcut
-        QShortcut(QKeySequence.StandardKey.Undo, self, self.undo_delete, context=scope)
-        QShortcut(QKeySequence.StandardKey.Delete, self.grid, self.delete_selected, context=Qt.ShortcutContext.WidgetShortcut)
+        # Only while the focus is in the history: the canvas has its own Ctrl+Z and Delete.
+        self.undo_action = scoped_action(self, "Undo move to trash", [QKeySequence.StandardKey.Undo], self.undo_delete)
+        self.delete_action = scoped_action(self.grid, "Move to trash", [QKeySequence.StandardKey.Delete], self.delete_selected)
 
 
 def _toggle(text: str, tip: str) -> QToolButton:

@@ -97,6 +97,7 @@ def test_selecting_shows_details_and_reuse_fills_the_panel(qtbot, gallery):
 def test_delete_then_undo_restores_from_the_trash(qtbot, gallery, store):
     gallery.select_row(0)
     doomed = gallery.details.image
+    gallery.grid.setFocus()  # Delete acts on the history only while the focus is in it
     qtbot.keyClick(gallery.grid, Qt.Key.Key_Delete)
     assert gallery.model.rowCount() == 3 and store.get(doomed.id).trashed
     assert gallery.undo_bar.isVisible()
