@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sdstudio.fileio import write_atomic
 
 SETTINGS_VERSION = 1
 RECENT_MODELS_LIMIT = 8
@@ -65,16 +65,9 @@ class SettingsStore:
 
     def save(self, settings: Settings) -> None:
         """Write atomically, so a crash mid-write never leaves a half file behind."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = dataclasses.asdict(settings) | {"version": SETTINGS_VERSION}
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2, ensure_ascii=False)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        text = json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8")
+        write_atomic(self.path, lambda f: f.write(text))
 
 
 def _from_json(data: Any) -> Settings:
