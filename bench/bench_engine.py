@@ -67,7 +67,8 @@ def timing_pipeline_calls(pipe, durations: list[float]) -> None:
 
 
 def engine_call(engine, folder: Path, step_gaps: list[float]):
-    from sdstudio.engine.request import Finished, GenerationRequest, ModelRef, Step
+    from sdstudio.engine.events import Finished, Step
+    from sdstudio.engine.request import GenerationRequest, ModelRef
 
     def call(seed: int) -> float:
         request = GenerationRequest(prompt=PROMPT, steps=STEPS, width=SIZE, height=SIZE, seed=seed,

@@ -104,8 +104,9 @@ def save_while_idle(app, store, gallery) -> tuple[float, float]:
     loop: (ms per saved image, longest gap between event loop turns)."""
     from PIL import Image
 
+    from sdstudio.engine.events import Finished
     from sdstudio.engine.params import request_infotext
-    from sdstudio.engine.request import Finished, GenerationRequest
+    from sdstudio.engine.request import GenerationRequest
     from sdstudio.ui.history_dock import HistorySaver
 
     rng = random.Random(1)

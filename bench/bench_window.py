@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 SHOW = """
 import os, sys
-from sdstudio.ui.launch import open_studio, when_exposed
+from sdstudio.app import open_studio
+from sdstudio.ui.launch import when_exposed
 studio = open_studio(["--settings", sys.argv[1], "--model", sys.argv[2]])
 def shown():
     heavy = [m for m in ("torch", "diffusers") if m in sys.modules]
@@ -64,7 +65,7 @@ def loop_stalls(steps: int, size: int, idle_s: float = 2.0) -> dict[str, dict[st
     """Heartbeat gaps while idle (the machine's own noise) and while a generation runs."""
     from PySide6.QtCore import QElapsedTimer, QTimer
 
-    from sdstudio.ui.launch import open_studio
+    from sdstudio.app import open_studio
     from tools.tiny_models import save_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="sdstudio-bench-"))

@@ -1,9 +1,25 @@
-"""Composition root: the `sdstudio` command. `sdstudio generate ...` runs the headless CLI;
-plain `sdstudio` opens the window."""
+"""Composition root: the `sdstudio` command, and the one place the parts are wired together.
+
+`sdstudio generate ...` runs the headless CLI; `sdstudio --install-desktop-entry` adds the
+app to the Linux launcher; plain `sdstudio` opens the window: the backend (made on first use,
+after the window is on screen), the window, the canvas page and the history dock.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from PySide6.QtWidgets import QApplication
+
+    from sdstudio.engine.backend import Backend
+    from sdstudio.ui.main_window import MainWindow
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -12,6 +28,79 @@ def main(argv: list[str] | None = None) -> int:
         from sdstudio.cli import main as cli_main
 
         return cli_main(args[1:])
-    from sdstudio.ui.launch import run_window
+    if args == ["--install-desktop-entry"]:
+        from sdstudio.desktop_entry import main as install_main
 
+        return install_main()
     return run_window(args)
+
+
+def parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="sdstudio", description="SD Studio: a desktop studio for Stable Diffusion.")
+    parser.add_argument("--model", help='model to open: "builtin", a diffusers folder, a .safetensors file or a hub id')
+    parser.add_argument("--settings", help="settings file to use (default: in the user's config folder)")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--dtype", help="float16, bfloat16 or float32 (default: by device)")
+    parser.add_argument(
+        "--history", help="history folder (default: beside --settings when given, else in the user's data folder)"
+    )
+    return parser.parse_known_args(args)
+
+
+@dataclass
+class Studio:
+    """A started studio: the window is showing and the backend starts once it is exposed."""
+
+    app: QApplication
+    loop: asyncio.AbstractEventLoop
+    window: MainWindow
+    backends: list[Backend] = field(default_factory=list)
+
+    def shutdown(self) -> None:
+        for backend in self.backends:
+            backend.shutdown(wait=True)
+
+
+def open_studio(args: list[str]) -> Studio:
+    """Parse `args`, make the app and its qasync loop, wire and show the window; no heavy import."""
+    import asyncio
+
+    import qasync
+
+    from sdstudio.engine.backend import local_backend
+    from sdstudio.settings import SettingsStore
+    from sdstudio.ui.canvas_panel import install_canvas
+    from sdstudio.ui.errors import route_unexpected
+    from sdstudio.ui.history_dock import install_history
+    from sdstudio.ui.launch import create_app, when_exposed
+    from sdstudio.ui.main_window import MainWindow
+
+    options, qt_args = parse_args(args)
+    app = create_app(qt_args)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    backends: list[Backend] = []
+
+    def make_backend() -> Backend:
+        backends.append(local_backend(device=options.device, dtype=options.dtype))
+        return backends[-1]
+
+    window = MainWindow(SettingsStore(options.settings), make_backend, startup_model=options.model)
+    route_unexpected(window.report, loop)
+    install_canvas(window)
+    # A separate settings file is a separate profile: its history sits beside it.
+    beside_settings = Path(options.settings).parent / "history" if options.settings else None
+    install_history(window, options.history or beside_settings)
+    window.show()
+    when_exposed(window, window.start)
+    return Studio(app, loop, window, backends)
+
+
+def run_window(args: list[str]) -> int:
+    studio = open_studio(args)
+    try:
+        with studio.loop:
+            studio.loop.run_forever()
+    finally:
+        studio.shutdown()
+    return 0

@@ -1,43 +1,37 @@
-"""`sdstudio generate`: the headless command line, on the same Engine as the window.
+"""`sdstudio generate`: the headless command line, on the same Backend as the window.
 
-Writes one PNG per image, named `<number>-<seed>.png` (never overwriting a file), each with
-the A1111 "parameters" text and the app's JSON; prints the written paths on stdout and a
-progress bar on stderr. Bad input ends with exit status 2 and one line on stderr, a failed
-job with status 1, Ctrl-C with 130.
+Writes one PNG per image as soon as its batch is done, named `<number>-<seed>.png` (never
+overwriting a file, even one another process writes at the same moment), each with the A1111
+"parameters" text and the app's JSON; prints the written paths on stdout and a progress bar on
+stderr. Bad input ends with exit status 2 and one line on stderr (before the output folder is
+created), a failed job with status 1, Ctrl-C with 130 (the images already written stay).
+The options come from the parameter table (`engine/parameters.py`).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import queue
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from sdstudio.engine.request import (
-    BUILTIN_MODEL,
+from sdstudio.engine.backend import Backend, Capabilities, local_backend
+from sdstudio.engine.events import (
     TERMINAL_EVENTS,
+    BatchDone,
     Cancelled,
     Event,
     Failed,
-    Finished,
-    GenerationRequest,
-    Mode,
     ModelLoaded,
     ModelLoading,
-    ModelRef,
     Notice,
     Started,
     Step,
 )
-
-if TYPE_CHECKING:
-    from PIL.Image import Image
-
-    from sdstudio.engine.runner import Engine
+from sdstudio.engine.parameters import PARAMETERS, Control, Mode, Param, check
+from sdstudio.engine.request import BUILTIN_MODEL, GenerationRequest, ImageData, Inputs, ModelRef
 
 BAR_WIDTH = 30
 _NUMBERED = re.compile(r"^(\d+)-")
@@ -56,30 +50,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sdstudio generate", description="Generate images without the window.")
     p.add_argument("--model", default=BUILTIN_MODEL,
                    help="a diffusers folder, a .safetensors file, a hub id, or 'builtin' (default)")
-    p.add_argument("--prompt", required=True)
-    p.add_argument("--negative", default="", help="negative prompt")
-    p.add_argument("--mode", choices=[m.value for m in Mode],
-                   help="default: inpaint with --mask, img2img with --init, else txt2img")
+    for param in PARAMETERS:
+        if param.cli:
+            _add_option(p, param)
     p.add_argument("--init", type=Path, help="init image for img2img and inpaint")
     p.add_argument("--mask", type=Path, help="inpaint mask, white = repaint")
-    p.add_argument("--strength", type=float, default=0.75, help="denoising strength (img2img, inpaint)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--cfg", type=float, default=7.0, help="CFG scale")
-    p.add_argument("--seed", type=int, default=-1, help="-1 for a random seed")
-    p.add_argument("--sampler", default="Euler a")
-    p.add_argument("--width", type=int, default=512)
-    p.add_argument("--height", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--batch-count", type=int, default=1)
     p.add_argument("--device", help="cuda, mps or cpu (default: the best present)")
     p.add_argument("--dtype", help="float16, bfloat16 or float32 (default: fp16 on GPU, fp32 on CPU)")
-    p.add_argument("--mask-blur", type=int, default=4)
-    p.add_argument("--only-masked", action="store_true", help="inpaint only the masked area, at full size")
-    p.add_argument("--padding", type=int, default=32, help="masked area padding (with --only-masked)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="allow .ckpt/.pt checkpoints (they can run arbitrary code)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     return p
+
+
+def _add_option(parser: argparse.ArgumentParser, param: Param) -> None:
+    """One option from the table: its flag, type, default and help; bounds are checked later
+    with the engine's own words."""
+    dest = {"dest": param.name, "help": param.cli_help}
+    if param.kind is bool:
+        parser.add_argument(param.cli, action="store_true", **dest)
+    elif param.control is Control.COMBO and param.kind is Mode:
+        parser.add_argument(param.cli, choices=[m.value for m in Mode], **dest)
+    elif param.name == "prompt":
+        parser.add_argument(param.cli, required=True, **dest)
+    else:
+        default = None if param.from_model else param.default
+        parser.add_argument(param.cli, type=param.kind, default=default, **dest)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,63 +83,62 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    backend: Backend | None = None
     try:
         args = build_parser().parse_args(argv)
-        request = request_from_args(args)
+        backend = local_backend()
+        request = request_from_args(args, backend.capabilities())
         args.out.mkdir(parents=True, exist_ok=True)
         if not os.access(args.out, os.W_OK):
             raise UsageError(f"cannot write to {args.out}")
     except (UsageError, OSError) as exc:
+        if backend is not None:
+            backend.shutdown()
         print(f"sdstudio generate: error: {exc}", file=sys.stderr)
         return 2
-    return run(request, args.out)
+    return run(request, args.out, backend)
 
 
-def request_from_args(args: argparse.Namespace) -> GenerationRequest:
-    """The GenerationRequest the arguments describe; UsageError for unreadable images or an
-    unknown sampler (the engine checks the rest)."""
-    from sdstudio.engine.schedulers import available_samplers
+def request_from_args(args: argparse.Namespace, capabilities: Capabilities) -> GenerationRequest:
+    """The GenerationRequest the arguments describe, checked: UsageError for any value the
+    engine would refuse, an unreadable image or a sampler the backend lacks."""
+    fields = {p.name: getattr(args, p.name) for p in PARAMETERS if p.cli and getattr(args, p.name) is not None}
+    for name in ("prompt", "negative_prompt"):
+        try:
+            fields[name].encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"the {name.replace('_', ' ')} is not valid UTF-8 text") from None
+    fields["mode"] = Mode(args.mode) if args.mode else Mode.INPAINT if args.mask else Mode.IMG2IMG if args.init else Mode.TXT2IMG
+    problems = check(fields)
+    if problems:
+        raise UsageError(" ".join(problems))
+    samplers = capabilities.samplers
+    if fields["sampler"] not in samplers:
+        raise UsageError(f"unknown sampler {fields['sampler']!r}; choose one of: {', '.join(samplers)}")
+    inputs = Inputs(_read_image(args.init, "init image"), _read_image(args.mask, "mask"))
+    model = ModelRef(args.model, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
+    return GenerationRequest.create(model=model, inputs=inputs, **fields)
 
-    samplers = available_samplers()
-    if args.sampler not in samplers:
-        raise UsageError(f"unknown sampler {args.sampler!r}; choose one of: {', '.join(samplers)}")
-    mode = Mode(args.mode) if args.mode else Mode.INPAINT if args.mask else Mode.IMG2IMG if args.init else Mode.TXT2IMG
-    return GenerationRequest(
-        prompt=args.prompt, negative_prompt=args.negative, mode=mode, steps=args.steps,
-        cfg_scale=args.cfg, seed=args.seed, width=args.width, height=args.height,
-        batch_size=args.batch_size, batch_count=args.batch_count, sampler=args.sampler,
-        strength=args.strength, init_image=_read_image(args.init, "init image"),
-        mask=_read_image(args.mask, "mask"), mask_blur=args.mask_blur,
-        inpaint_only_masked=args.only_masked, inpaint_padding=args.padding,
-        model=ModelRef(args.model, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle),
-    )
 
-
-def _read_image(path: Path | None, what: str) -> Image | None:
+def _read_image(path: Path | None, what: str) -> ImageData | None:
+    """The file's bytes as they are, once they are known to open as a picture of sane size."""
     if path is None:
         return None
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
     try:
-        with PILImage.open(path) as image:
-            image.load()
-            return image
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        data = ImageData(path.read_bytes())
+        data.open()
+    except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read {what} {path}: {exc}") from exc
+    return data
 
 
-def run(request: GenerationRequest, out: Path) -> int:
-    """Run `request` on a fresh Engine, drawing progress, and save the images into `out`."""
-    from diffusers.utils import logging as diffusers_logging
-
-    from sdstudio.engine.runner import Engine
-
-    diffusers_logging.disable_progress_bar()  # its "Loading pipeline components" bar, not ours
-    engine = Engine()
+def run(request: GenerationRequest, out: Path, backend: Backend) -> int:
+    """Run `request` on `backend`, drawing progress, and save every batch into `out` as soon
+    as it is done; shuts the backend down at the end."""
     events: queue.Queue[Event] = queue.Queue()
-    job = engine.submit(request, events.put)
+    job = backend.submit(request, events.put)
     bar = _ProgressBar()
+    status = 0
     try:
         while True:
             try:
@@ -151,43 +146,44 @@ def run(request: GenerationRequest, out: Path) -> int:
             except queue.Empty:
                 continue
             bar.show(event)
+            if isinstance(event, BatchDone) and status == 0:
+                status = _save_batch(event, out)
+                if status:
+                    backend.cancel(job)
             if isinstance(event, TERMINAL_EVENTS):
                 break
     except KeyboardInterrupt:
-        engine.cancel(job)
+        backend.cancel(job)
         job.wait()
-        print("\nsdstudio generate: cancelled", file=sys.stderr)
+        print("\nsdstudio generate: cancelled; the images already written are kept", file=sys.stderr)
         return 130
     finally:
-        engine.shutdown()
+        backend.shutdown()
+    if status:
+        return status
     if isinstance(event, Cancelled):
         print("sdstudio generate: cancelled", file=sys.stderr)
         return 130
     if isinstance(event, Failed):
         print(f"sdstudio generate: error: {' '.join(event.message.split())}", file=sys.stderr)
         return 1
-    return _save_all(event, request, engine, out)
+    return 0
 
 
-def _save_all(finished: Finished, request: GenerationRequest, engine: Engine, out: Path) -> int:
+def _save_batch(batch: BatchDone, out: Path) -> int:
     from sdstudio.engine import params
-    from sdstudio.engine.images import checked_size
-    from sdstudio.engine.pngmeta import save_png
+    from sdstudio.engine.pngmeta import png_writer
+    from sdstudio.fileio import write_new
 
-    width, height, _ = checked_size(request.width, request.height)
-    used = dataclasses.replace(request, width=width, height=height)
     number = next_number(out)
-    for image, seed, info in zip(finished.images, finished.seeds, finished.infos, strict=True):
-        path = out / f"{number:05d}-{seed}.png"
-        while path.exists():
-            number += 1
-            path = out / f"{number:05d}-{seed}.png"
+    for result in batch.results:
+        path = out / f"{number:05d}-{result.seed}.png"
         try:
-            save_png(image, path, info, params.request_json(used, seed, engine.model_info))
+            written = write_new(path, png_writer(result.image, result.infotext, params.image_json(result.request, result.model)))
         except OSError as exc:
             print(f"sdstudio generate: error: cannot write {path}: {exc}", file=sys.stderr)
             return 1
-        print(path)
+        print(written, flush=True)
         number += 1
     return 0
 

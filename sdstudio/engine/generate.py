@@ -14,24 +14,22 @@ and its half-noisy latents are never decoded.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sdstudio.engine import params
+from sdstudio.engine.events import BatchDone, Event, Finished, ResultImage, Step
 from sdstudio.engine.images import InputError, PasteBack, PreparedInputs, check_output
-from sdstudio.engine.request import Event, Finished, GenerationRequest, Mode, Step
+from sdstudio.engine.parameters import MAX_SEED, seeds_for
+from sdstudio.engine.request import GenerationRequest, Mode
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
-
     from sdstudio.engine.models import LoadedModel
     from sdstudio.engine.preview import LatentPreview
 
-MAX_SEED = 2**32 - 1
 # What the inpaint pipelines' step callback can see of the known area, for previews.
 _INPAINT_PREVIEW_TENSORS = ("mask", "masked_image_latents")
 
@@ -45,66 +43,88 @@ class JobInterrupted(Exception):  # noqa: N818 - a control-flow signal, not an e
 class GenerationPlan:
     """A request bound to a pipeline: the call arguments, the step total and the seeds."""
 
-    request: GenerationRequest  # with the size actually used (snapped to 8)
+    request: GenerationRequest  # as used: the snapped size and the model's defaults filled in
     pipe: Any
     call_kwargs: dict[str, Any]
     steps_per_batch: int
     seeds: list[int]
     paste_back: PasteBack | None
+    notices: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return self.steps_per_batch * self.request.batch_count
+        return self.steps_per_batch * self.request.extent.batch_count
 
 
 def plan_generation(model: LoadedModel, request: GenerationRequest, prepared: PreparedInputs) -> GenerationPlan:
     """Pick the pipeline and scheduler, build the call arguments and count the steps.
-    Raises InputError for an unknown sampler or a strength too low to leave any step."""
+    `request` has the model's defaults filled in. Raises InputError for an unknown sampler or
+    a strength too low to leave any step."""
     from sdstudio.engine.schedulers import make_scheduler
 
-    request = dataclasses.replace(request, width=prepared.width, height=prepared.height)
+    request = request.replace(width=prepared.width, height=prepared.height)
+    sampling, extent = request.sampling, request.extent
     pipe = model.pipeline(request.mode)
     try:
-        pipe.scheduler = make_scheduler(request.sampler, model.base_scheduler_config)
+        pipe.scheduler = make_scheduler(sampling.sampler, model.base_scheduler_config)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     kwargs = _call_kwargs(model, pipe, request, prepared)
-    steps = count_steps(pipe, request.steps, kwargs.get("strength"), model.device)
+    steps = count_steps(pipe, sampling.steps, kwargs.get("strength"), model.device)
     if steps < 1:
         raise InputError(
-            f"Denoising strength {request.strength} with {request.steps} steps leaves no step to run: "
+            f"Denoising strength {sampling.strength} with {sampling.steps} steps leaves no step to run: "
             "raise the strength or the steps."
         )
-    first = request.seed if request.seed >= 0 else random.randrange(MAX_SEED)
-    seeds = [first + k for k in range(request.batch_size * request.batch_count)]
-    return GenerationPlan(request, pipe, kwargs, steps, seeds, prepared.paste_back)
+    first = sampling.seed if sampling.seed >= 0 else random.randint(0, MAX_SEED)
+    seeds = seeds_for(first, extent.batch_size * extent.batch_count)
+    notices = [*prepared.notices, *_truncation_notices(pipe, request)]
+    return GenerationPlan(request, pipe, kwargs, steps, seeds, prepared.paste_back, notices)
+
+
+def _truncation_notices(pipe: Any, request: GenerationRequest) -> list[str]:
+    """Say how many tokens the text encoder will drop: a long prompt is never cut silently."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None:
+        return []
+    limit = int(tokenizer.model_max_length)
+    notices = []
+    for what, text in (("prompt", request.prompt.prompt), ("negative prompt", request.prompt.negative_prompt)):
+        count = len(tokenizer(text, truncation=False).input_ids) if text else 0
+        if count > limit:
+            notices.append(
+                f"The {what} is {count - 2} tokens long; the text encoder reads {limit - 2}, "
+                f"so the last {count - limit} tokens are dropped."
+            )
+    return notices
 
 
 def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prepared: PreparedInputs) -> dict[str, Any]:
+    sampling, extent = request.sampling, request.extent
     kwargs: dict[str, Any] = {
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "num_inference_steps": request.steps,
-        "guidance_scale": request.cfg_scale,
-        "num_images_per_prompt": request.batch_size,
+        "prompt": request.prompt.prompt,
+        "negative_prompt": request.prompt.negative_prompt,
+        "num_inference_steps": sampling.steps,
+        "guidance_scale": sampling.cfg_scale,
+        "num_images_per_prompt": extent.batch_size,
         # float pixels, so NaN from an overflowing VAE is still visible to check_output
         "output_type": "np",
     }
     if request.mode is not Mode.TXT2IMG:
-        kwargs["strength"] = request.strength
+        kwargs["strength"] = sampling.strength
         kwargs["image"] = prepared.init_image
     if request.mode is Mode.INPAINT:
         kwargs["mask_image"] = prepared.mask
         kwargs["callback_on_step_end_tensor_inputs"] = ["latents", *_INPAINT_PREVIEW_TENSORS]
-    kwargs.update(model.stand_in_inputs(request.mode, request.width, request.height, prepared.init_image))
-    if "mask_image" in kwargs and request.batch_size > 1:
+    kwargs.update(model.stand_in_inputs(request.mode, extent.width, extent.height, prepared.init_image))
+    if "mask_image" in kwargs and extent.batch_size > 1:
         # The inpaint pipelines VAE-encode a single init image with the first generator only,
         # which shifts that image's noise; one copy per image keeps image k == a run with seed+k.
-        kwargs["image"] = [kwargs["image"]] * request.batch_size
-        kwargs["mask_image"] = [kwargs["mask_image"]] * request.batch_size
+        kwargs["image"] = [kwargs["image"]] * extent.batch_size
+        kwargs["mask_image"] = [kwargs["mask_image"]] * extent.batch_size
     # The inpaint pipeline would otherwise default to the UNet's native size, not the image's.
     if "height" in inspect.signature(pipe.__call__).parameters:
-        kwargs["height"], kwargs["width"] = request.height, request.width
+        kwargs["height"], kwargs["width"] = extent.height, extent.width
     return kwargs
 
 
@@ -126,15 +146,15 @@ def run_generation(
     cancelled: Callable[[], bool],
     previewer: LatentPreview | None,
 ) -> Finished:
-    """Run every batch of `plan`, emitting one Step per callback. Raises JobInterrupted when
-    `cancelled()` turns true, BadOutputError for NaN/black pictures."""
+    """Run every batch of `plan`, emitting one Step per callback and a BatchDone per batch.
+    Raises JobInterrupted when `cancelled()` turns true, BadOutputError for NaN/black
+    pictures."""
     import numpy as np
     import torch
     from PIL import Image as PILImage
 
     from sdstudio.engine.preview import X0Capture, with_known_area
 
-    request = plan.request
     capture = X0Capture(plan.pipe.scheduler)
     done = 0
 
@@ -150,19 +170,25 @@ def run_generation(
         emit(Step(done, plan.total, preview))
         return {}
 
-    images: list[Image] = []
-    for start in range(0, len(plan.seeds), request.batch_size):
+    results: list[ResultImage] = []
+    batch_size = plan.request.extent.batch_size
+    for start in range(0, len(plan.seeds), batch_size):
         if cancelled():
             raise JobInterrupted
-        seeds = plan.seeds[start : start + request.batch_size]
+        seeds = plan.seeds[start : start + batch_size]
         # One CPU generator per image: image k depends on its own seed only, and the same seed
         # gives the same starting noise on every device.
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         with torch.inference_mode():
             pixels = plan.pipe(**plan.call_kwargs, generator=generators, callback_on_step_end=on_step).images
         check_output(pixels)
-        for array in pixels:
+        batch = []
+        for array, seed in zip(pixels, seeds, strict=True):
             image = PILImage.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
-            images.append(plan.paste_back.apply(image) if plan.paste_back else image)
-    infos = tuple(params.request_infotext(request, seed, model.info) for seed in plan.seeds)
-    return Finished(images=tuple(images), seeds=tuple(plan.seeds), infos=infos)
+            if plan.paste_back:
+                image = plan.paste_back.apply(image)
+            used = plan.request.replace(seed=seed)
+            batch.append(ResultImage(image, used, model.info, params.request_infotext(used, model.info)))
+        emit(BatchDone(tuple(batch)))
+        results.extend(batch)
+    return Finished(tuple(results))

@@ -6,22 +6,16 @@ A problem with the person's input raises `InputError`, whose text is shown to th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.request import GenerationRequest, Mode
+from sdstudio.engine.parameters import check
+from sdstudio.engine.request import MAX_IMAGE_SIDE, GenerationRequest, ImageData, Mode
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
 
-MIN_SIDE = 64
-MAX_SIDE = 4096
-MAX_INIT_SIDE = 8192  # an init image is only ever cropped or resized, so it may exceed MAX_SIDE
-MAX_BATCH_SIZE = 16
-MAX_STEPS = 500
-MAX_MASK_BLUR = 256
 # Transparent pixels of an init image become white: A1111 flattens RGBA onto white by default
 # (its img2img background colour is #ffffff), so the same file gives the same init image here,
 # and a cut-out with transparency is usually meant to be seen on a light page.
@@ -87,11 +81,8 @@ def snap_to_8(value: int) -> int:
 
 
 def checked_size(width: int, height: int) -> tuple[int, int, str | None]:
-    """(width, height) snapped to multiples of 8, and a notice when that changed them.
-    Raises InputError for sizes outside MIN_SIDE..MAX_SIDE."""
-    for name, value in (("width", width), ("height", height)):
-        if not MIN_SIDE <= value <= MAX_SIDE:
-            raise InputError(f"The {name} {value} is out of range: use {MIN_SIDE} to {MAX_SIDE} pixels.")
+    """(width, height) snapped to multiples of 8, and a notice when that changed them (the
+    range was checked with the other parameters, by `check_request`)."""
     w, h = snap_to_8(width), snap_to_8(height)
     notice = None
     if (w, h) != (width, height):
@@ -99,7 +90,6 @@ def checked_size(width: int, height: int) -> tuple[int, int, str | None]:
     return w, h, notice
 
 
-@dataclass
 class PasteBack:
     """How a generated inpaint image goes back into the original: inside `box` of
     `original`, blended by `alpha` (the blurred mask, original size). Where alpha is 0 the
@@ -134,62 +124,59 @@ class PreparedInputs:
     notices: list[str] = field(default_factory=list)
 
 
+def check_request(request: GenerationRequest) -> None:
+    """Refuse unusable parameter values (bounds and types from the parameter table) and
+    missing images, before a model is loaded for nothing. Raises InputError."""
+    problems = check(request.fields())
+    if problems:
+        raise InputError(" ".join(problems))
+    if request.mode is not Mode.TXT2IMG and request.inputs.init_image is None:
+        raise InputError(f"{request.mode.value} needs an init image: add one, or switch to txt2img.")
+    if request.mode is Mode.INPAINT and request.inputs.mask is None:
+        raise InputError("Inpaint needs a mask: paint the area to repaint.")
+
+
 def prepare_inputs(request: GenerationRequest) -> PreparedInputs:
-    """Check every field and image of `request`; normalise the images. Raises InputError."""
-    _check_numbers(request)
-    width, height, notice = checked_size(request.width, request.height)
+    """Normalise the images of a checked request whose model defaults are filled in (see
+    `check_request`); raises InputError for images that cannot be used."""
+    width, height, notice = checked_size(request.extent.width, request.extent.height)
     prepared = PreparedInputs(width, height, notices=[notice] if notice else [])
     if request.mode is Mode.TXT2IMG:
         return prepared
-    if request.init_image is None:
-        raise InputError(f"{request.mode.value} needs an init image: add one, or switch to txt2img.")
-    init = to_rgb(request.init_image)
-    if max(init.size) > MAX_INIT_SIDE or min(init.size) < 8:
-        raise InputError(f"The init image is {init.width}x{init.height}; use one between 8 and {MAX_INIT_SIDE} pixels a side.")
+    init = to_rgb(_decoded(request.inputs.init_image, "init image"))
+    if min(init.size) < 8:
+        raise InputError(f"The init image is {init.width}x{init.height}; use one between 8 and {MAX_IMAGE_SIDE} pixels a side.")
     if request.mode is Mode.IMG2IMG:
         prepared.init_image = _resized(init, (width, height), "Init image", prepared.notices)
         return prepared
 
-    if request.mask is None:
-        raise InputError("Inpaint needs a mask: paint the area to repaint.")
-    mask = to_mask(request.mask)
+    mask = to_mask(_decoded(request.inputs.mask, "mask"))
     if mask.size != init.size:
         prepared.notices.append(f"Mask {mask.width}x{mask.height} resized to the image, {init.width}x{init.height}")
         mask = mask.resize(init.size)
     if mask.getbbox() is None:
         raise InputError("The mask is empty (all black): paint the area to repaint in white.")
-    if not request.inpaint_only_masked:
+    options = request.inpaint
+    if not options.inpaint_only_masked:
         init = _resized(init, (width, height), "Init image", prepared.notices)
         mask = mask.resize((width, height)) if mask.size != init.size else mask
-    alpha = _blurred(mask, request.mask_blur)
+    alpha = _blurred(mask, options.mask_blur)
     box = (0, 0, init.width, init.height)
-    if request.inpaint_only_masked:
-        box = crop_box(alpha, request.inpaint_padding, (width, height), init.size)
+    if options.inpaint_only_masked:
+        box = crop_box(alpha, options.inpaint_padding, (width, height), init.size)
     prepared.paste_back = PasteBack(original=init, alpha=alpha, box=box)
     prepared.init_image = _resized(init.crop(box), (width, height), None, prepared.notices)
     prepared.mask = alpha.crop(box).resize((width, height))
     return prepared
 
 
-def _check_numbers(request: GenerationRequest) -> None:
-    if not isinstance(request.prompt, str) or not isinstance(request.negative_prompt, str):
-        raise InputError("The prompt and the negative prompt must be text.")
-    if not 1 <= request.steps <= MAX_STEPS:
-        raise InputError(f"Steps must be 1 to {MAX_STEPS}, not {request.steps}.")
-    if not 1 <= request.batch_size <= MAX_BATCH_SIZE:
-        raise InputError(f"Batch size must be 1 to {MAX_BATCH_SIZE}, not {request.batch_size}.")
-    if request.batch_count < 1:
-        raise InputError(f"Batch count must be at least 1, not {request.batch_count}.")
-    if not math.isfinite(request.cfg_scale) or not 0 <= request.cfg_scale <= 100:
-        raise InputError(f"CFG scale must be 0 to 100, not {request.cfg_scale}.")
-    if request.mode is not Mode.TXT2IMG and not 0 < request.strength <= 1:
-        raise InputError(f"Denoising strength must be above 0 and at most 1, not {request.strength}.")
-    if not 0 <= request.mask_blur <= MAX_MASK_BLUR:
-        raise InputError(f"Mask blur must be 0 to {MAX_MASK_BLUR}, not {request.mask_blur}.")
-    if request.inpaint_padding < 0:
-        raise InputError(f"Masked area padding cannot be negative ({request.inpaint_padding}).")
-    if not -1 <= request.seed < 2**63:
-        raise InputError(f"The seed must be -1 (random) or a number from 0 to 2^63, not {request.seed}.")
+def _decoded(data: ImageData | None, what: str) -> Image:
+    if data is None:
+        raise InputError(f"The {what} is missing.")
+    try:
+        return data.open()
+    except ValueError as exc:
+        raise InputError(f"The {what} cannot be used: {exc}") from exc
 
 
 def _resized(image: Image, size: tuple[int, int], label: str | None, notices: list[str]) -> Image:

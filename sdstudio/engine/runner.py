@@ -18,45 +18,36 @@ import threading
 import traceback
 import weakref
 from collections import deque
-from collections.abc import Callable
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.generate import JobInterrupted, plan_generation, run_generation
-from sdstudio.engine.images import BadOutputError, InputError, PreparedInputs, prepare_inputs
-from sdstudio.engine.request import (
-    TERMINAL_EVENTS,
+from sdstudio.engine.backend import Callback, Capabilities, Feature
+from sdstudio.engine.events import (
+    OUTCOMES,
     Cancelled,
     ErrorKind,
     Event,
     Failed,
-    Finished,
-    GenerationRequest,
-    ModelInfo,
+    JobKind,
+    JobState,
     ModelLoaded,
     ModelLoading,
-    ModelRef,
     Notice,
     Started,
+    is_last_event,
 )
+from sdstudio.engine.generate import JobInterrupted, plan_generation, run_generation
+from sdstudio.engine.images import BadOutputError, InputError, check_request, prepare_inputs
+from sdstudio.engine.request import BUILTIN_MODEL, Family, GenerationRequest, ModelInfo, ModelRef
 
 if TYPE_CHECKING:
     from sdstudio.engine.models import LoadedModel
     from sdstudio.engine.preview import LatentPreview
 
 log = logging.getLogger(__name__)
-Callback = Callable[[Event], None]
 
 
-class JobState(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-_FINAL_STATES = {Finished: JobState.DONE, Failed: JobState.FAILED, Cancelled: JobState.CANCELLED}
+class ListenerError(Exception):
+    """A job's event callback raised: the job fails, the worker goes on."""
 
 
 class Job:
@@ -64,6 +55,7 @@ class Job:
 
     def __init__(self, job_id: int, request: GenerationRequest | None, model_ref: ModelRef, callback: Callback) -> None:
         self.id = job_id
+        self.kind = JobKind.LOAD_MODEL if request is None else JobKind.GENERATE
         self.request = request
         self.model_ref = model_ref
         self.state = JobState.PENDING
@@ -76,18 +68,13 @@ class Job:
         return self._done.wait(timeout)
 
     def __repr__(self) -> str:
-        kind = "load" if self.request is None else self.request.mode.value
+        kind = self.kind.value if self.request is None else self.request.mode.value
         return f"<Job {self.id} {kind} {self.state.value}>"
 
 
-def is_last_event(event: Event, request: GenerationRequest | None) -> bool:
-    """Whether `event` ends its job: Finished / Failed / Cancelled, and for a model-load job
-    (`request` None) also ModelLoaded; a generation job goes on to generate after it."""
-    return isinstance(event, TERMINAL_EVENTS) or (request is None and isinstance(event, ModelLoaded))
-
-
 class Engine:
-    """Runs generation and model-load jobs one at a time, in submission order.
+    """The local Backend: runs generation and model-load jobs one at a time, in submission
+    order, on one worker thread that owns every pipeline.
 
     `device` and `dtype` are the defaults for models whose ModelRef leaves them unset.
     """
@@ -139,6 +126,21 @@ class Engine:
         with self._lock:
             return list(self._queue)
 
+    def list_models(self) -> list[ModelRef]:
+        from sdstudio.engine.backend import builtin_model_available
+
+        return [ModelRef(BUILTIN_MODEL)] if builtin_model_available() else []
+
+    def capabilities(self) -> Capabilities:
+        from sdstudio.engine.schedulers import available_samplers
+
+        return Capabilities(
+            name="this computer",
+            samplers=tuple(available_samplers()),
+            families=frozenset(Family),
+            features=frozenset(Feature),
+        )
+
     @property
     def model_info(self) -> ModelInfo | None:
         """The loaded model, or None before the first successful load."""
@@ -164,6 +166,8 @@ class Engine:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the engine was shut down")
+            if not self._thread.is_alive():
+                raise RuntimeError("the engine's worker has stopped; restart the app")
             job = Job(next(self._ids), request, ref, callback)
             self._queue.append(job)
             self._lock.notify()
@@ -187,15 +191,22 @@ class Engine:
         gc.collect()
 
     def _emit(self, job: Job, event: Event) -> None:
-        last = is_last_event(event, job.request)
+        """Deliver `event`. A callback that raises anything (even SystemExit) on a non-final
+        event fails its job through ListenerError; on the final event it is only logged."""
+        if job._done.is_set():
+            return  # the job already ended (a listener failed while its Failed was sent)
+        last = is_last_event(event, job.kind)
         if last:
-            job.state = _FINAL_STATES.get(type(event), JobState.DONE)
+            job.state = OUTCOMES.get(type(event), JobState.DONE)
         try:
             job._callback(event)
-        except Exception:  # noqa: BLE001 - a broken listener must not kill the worker
-            log.exception("event callback of job %s raised", job.id)
-        if last:
-            job._done.set()
+        except BaseException as exc:  # noqa: BLE001 - a broken listener must not kill the worker
+            log.error("event callback of job %s raised on %s", job.id, type(event).__name__, exc_info=exc)
+            if not last:
+                raise ListenerError(f"The job's listener failed on {type(event).__name__}: {exc!r}") from exc
+        finally:
+            if last:
+                job._done.set()
 
     # ---- jobs (worker thread) -----------------------------------------------------------
 
@@ -209,20 +220,21 @@ class Engine:
                 if not fresh:  # already loaded: nothing to do, but the caller still hears so
                     emit(ModelLoaded(model.info))
                 return
-            prepared = prepare_inputs(job.request)
+            check_request(job.request)
             model, _ = self._ensure_model(job.model_ref, emit)
             if job._cancel.is_set():
                 raise JobInterrupted
-            self._generate(job, model, prepared, emit)
+            self._generate(job, model, emit)
         except JobInterrupted:
             emit(Cancelled())
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a Failed event
+        except BaseException as exc:  # noqa: BLE001 - every failure, even SystemExit, fails the job only
             emit(_failure(exc, job))
 
-    def _generate(self, job: Job, model: LoadedModel, prepared: PreparedInputs, emit: Callback) -> None:
-        plan = plan_generation(model, job.request, prepared)
+    def _generate(self, job: Job, model: LoadedModel, emit: Callback) -> None:
+        request = _with_model_defaults(job.request, model.info)
+        plan = plan_generation(model, request, prepare_inputs(request))
         emit(Started(total=plan.total))
-        for message in prepared.notices:
+        for message in plan.notices:
             emit(Notice(message))
         emit(run_generation(model, plan, emit, job._cancel.is_set, self._previewer))
 
@@ -260,6 +272,12 @@ def _shutdown_if_alive(engine_ref: weakref.ref[Engine]) -> None:
         engine.shutdown()
 
 
+def _with_model_defaults(request: GenerationRequest, info: ModelInfo) -> GenerationRequest:
+    """The request with every parameter left to the model (None) set to the model's value."""
+    missing = {name: info.model_default(name) for name, value in request.fields().items() if value is None}
+    return request.replace(**missing)
+
+
 def _same_model(ref: ModelRef, info: ModelInfo) -> bool:
     from sdstudio.engine.devices import DTYPE_NAMES
 
@@ -270,7 +288,7 @@ def _same_model(ref: ModelRef, info: ModelInfo) -> bool:
     return not ref.dtype or DTYPE_NAMES.get(ref.dtype.lower(), ref.dtype) == info.dtype
 
 
-def _failure(exc: Exception, job: Job) -> Failed:
+def _failure(exc: BaseException, job: Job) -> Failed:
     """The Failed event for an exception: a kind, a sentence for the person, the traceback."""
     from sdstudio.engine.devices import is_out_of_memory
     from sdstudio.engine.models import ModelLoadError
@@ -294,7 +312,7 @@ def _oom_message(job: Job) -> str:
     if request is None:
         return f"Out of memory while loading {job.model_ref.name}: close other programs or use a smaller model."
     return (
-        f"Out of memory at {request.width}x{request.height} with batch size {request.batch_size}. "
+        f"Out of memory at {request.extent.width}x{request.extent.height} with batch size {request.extent.batch_size}. "
         "Lower the width and height or the batch size (or close other programs using the GPU)."
     )
 

@@ -13,19 +13,25 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.params import request_infotext, request_json
-from sdstudio.engine.pngmeta import save_png
+from sdstudio.engine.params import image_json
+from sdstudio.engine.pngmeta import png_writer
 from sdstudio.engine.request import Mode
+from sdstudio.fileio import write_new
 from sdstudio.history import queries
-from sdstudio.history.errors import disk_error
+from sdstudio.history.errors import HistoryError, disk_error
 from sdstudio.history.files import move, save_input
 from sdstudio.history.layout import (
+    IMAGES_DIR,
     INDEX_NAME,
     INPUTS_DIR,
+    THUMBS_DIR,
+    TRASH_DIR,
+    contained,
     default_root,
     image_name,
     thumbnail_name,
@@ -38,11 +44,11 @@ from sdstudio.history.sync import sync_with_disk
 from sdstudio.history.thumbnails import save_thumbnail, thumbnail_from_file
 
 if TYPE_CHECKING:
-    from PIL.Image import Image
-
-    from sdstudio.engine.request import Finished, GenerationRequest, ModelInfo
+    from sdstudio.engine.events import Finished, ResultImage
+    from sdstudio.engine.request import GenerationRequest
 
 ALL = Query()  # every image not in the trash
+_INDEX_SUFFIXES = ("", "-wal", "-shm")
 
 
 class HistoryStore:
@@ -53,8 +59,7 @@ class HistoryStore:
         self.root = root
         self.notices = notices
         self._db = db
-        self._lock = threading.RLock()  # the connection
-        self._naming = threading.Lock()  # picking a free file name and writing it
+        self._lock = threading.RLock()  # the connection; file writes happen outside it
 
     @classmethod
     def open(cls, root: str | os.PathLike | None = None) -> HistoryStore:
@@ -75,7 +80,7 @@ class HistoryStore:
             raise disk_error("open the history index", root, exc) from exc
         try:
             report = sync_with_disk(db, root)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error) as exc:  # files themselves never raise (see sync.py)
             db.close()
             raise disk_error("read the history", root, exc) from exc
         notices = []
@@ -96,40 +101,32 @@ class HistoryStore:
 
     # ---- saving ------------------------------------------------------------------------
 
-    def save_finished(
-        self,
-        request: GenerationRequest,
-        finished: Finished,
-        model: ModelInfo | None,
-        parent_id: int | None = None,
-    ) -> list[HistoryImage]:
-        """Save every image of a finished job; the init image and mask are kept once for all."""
+    def save_finished(self, finished: Finished) -> list[HistoryImage]:
+        """Save every image of a finished job, each with the request that made it. The init
+        image and mask are kept once for all; the parent is the history image the request's
+        lineage names (`inputs.source`, a file of this history), if it is still here."""
+        if not finished.results:
+            return []
+        request = finished.results[0].request
         init_file, mask_file = self.save_inputs(request)
+        parent = self.by_file(request.inputs.source) if request.inputs.source else None
         return [
-            self.save(
-                image,
-                request,
-                seed,
-                model,
-                parameters=info,
-                parent_id=parent_id,
-                init_file=init_file,
-                mask_file=mask_file,
-            )
-            for image, seed, info in zip(
-                finished.images, finished.seeds, finished.infos, strict=True
-            )
+            self.save(result, parent=parent, init_file=init_file, mask_file=mask_file)
+            for result in finished.results
         ]
 
     def save_inputs(self, request: GenerationRequest) -> tuple[str | None, str | None]:
         """Keep the init image and mask of an img2img / inpaint request; their relative paths."""
         kept: list[str | None] = []
-        for image in (request.init_image, request.mask):
-            if image is None or request.mode is Mode.TXT2IMG:
+        for data in (request.inputs.init_image, request.inputs.mask):
+            if data is None or request.mode is Mode.TXT2IMG:
                 kept.append(None)
                 continue
             try:
-                path = save_input(image, self.root / INPUTS_DIR)
+                path = save_input(data.open(), self.root / INPUTS_DIR)
+            except ValueError:
+                kept.append(None)  # the engine refused it already; nothing worth keeping
+                continue
             except OSError as exc:
                 raise disk_error("keep the init image", self.root, exc) from exc
             kept.append(path.relative_to(self.root).as_posix())
@@ -137,24 +134,18 @@ class HistoryStore:
 
     def save(
         self,
-        image: Image,
-        request: GenerationRequest,
-        seed: int,
-        model: ModelInfo | None,
+        result: ResultImage,
         *,
-        parameters: str | None = None,
-        parent_id: int | None = None,
+        parent: HistoryImage | None = None,
         init_file: str | None = None,
         mask_file: str | None = None,
     ) -> HistoryImage:
-        """Save one image: the PNG (atomic), its thumbnail, then its row. Raises HistoryError
-        (kind DISK) when the disk refuses; nothing saved before is touched."""
+        """Save one image: the PNG (atomic), its thumbnail, then its row. Its JSON chunk is the
+        request that made it (`params.image_json`) plus the history's links. Raises
+        HistoryError (kind DISK) when the disk refuses; nothing saved before is touched."""
         created = time.time()
-        parameters = (
-            parameters if parameters is not None else request_infotext(request, seed, model)
-        )
-        settings = request_json(request, seed, model)
-        parent = self.get(parent_id) if parent_id is not None else None
+        image, parameters, seed = result.image, result.infotext, result.seed
+        settings = image_json(result.request, result.model)
         settings[HISTORY_KEY] = {
             k: v
             for k, v in {
@@ -165,12 +156,17 @@ class HistoryStore:
             }.items()
             if v is not None
         }
-        with self._naming:  # not the connection's lock: readers never wait for a PNG encode
-            try:
-                file = self._free_name(image_name(created, seed))
-                save_png(image, self.root / file, parameters, settings)
-            except OSError as exc:
-                raise disk_error("save the image", self.root, exc) from exc
+        try:
+            # A free name is claimed atomically (see write_new): another process saving into
+            # this history at the same moment never gets the same file.
+            path = write_new(
+                self.root / image_name(created, seed),
+                png_writer(image, parameters, settings),
+                taken=self._in_trash,
+            )
+        except OSError as exc:
+            raise disk_error("save the image", self.root, exc) from exc
+        file = path.relative_to(self.root).as_posix()
         thumbnail: str | None = thumbnail_name(file)
         try:
             save_thumbnail(image, self.root / thumbnail)
@@ -184,22 +180,14 @@ class HistoryStore:
             "width": image.width, "height": image.height, "parent_id": parent.id if parent else None,
             "init_file": init_file, "mask_file": mask_file, "trashed": 0,
         }  # fmt: skip
-        try:
-            with self._write() as db:
-                rid = queries.insert(db, values)
-        except sqlite3.Error as exc:
-            # The PNG is complete on disk: the next start indexes it from its metadata.
-            raise disk_error("add the image to the history index", self.root, exc) from exc
-        return self.get(rid)  # type: ignore[return-value]
+        # The PNG is complete on disk: if this fails, the next start indexes it from its metadata.
+        with self._write("add the image to the history index") as db:
+            rid = queries.insert(db, values)
+        return self.get(rid)  # type: ignore[arg-type]
 
-    def _free_name(self, file: str) -> str:
-        stem, dot, suffix = file.rpartition(".")
-        candidate, n = file, 1
-        while (self.root / candidate).exists() or trash_path(self.root, candidate).exists():
-            n += 1
-            candidate = f"{stem}-{n}{dot}{suffix}"
-        (self.root / candidate).parent.mkdir(parents=True, exist_ok=True)
-        return candidate
+    def _in_trash(self, path: Path) -> bool:
+        """A trashed image keeps its name for a restore."""
+        return os.path.lexists(trash_path(self.root, path.relative_to(self.root).as_posix()))
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -208,6 +196,12 @@ class HistoryStore:
             row = self._db.execute(
                 f"SELECT {COLUMNS} FROM images WHERE id = ?", (image_id,)
             ).fetchone()
+        return from_row(row) if row else None
+
+    def by_file(self, file: str) -> HistoryImage | None:
+        """The image saved as `file` (relative to the history folder), trashed or not."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {COLUMNS} FROM images WHERE file = ?", (file,)).fetchone()
         return from_row(row) if row else None
 
     def get_many(self, ids: list[int]) -> dict[int, HistoryImage]:
@@ -250,16 +244,16 @@ class HistoryStore:
             return None
         if image.thumbnail != name:
             try:
-                with self._write() as db:
+                with self._write("note the thumbnail") as db:
                     db.execute("UPDATE images SET thumbnail = ? WHERE id = ?", (name, image.id))
-            except sqlite3.Error:
+            except HistoryError:
                 pass  # the file is there, which is what counts; the column is filled next time
         return path
 
     # ---- changing ----------------------------------------------------------------------
 
     def set_favourite(self, image_id: int, favourite: bool = True) -> None:
-        with self._write() as db:
+        with self._write("mark the favourite") as db:
             db.execute("UPDATE images SET favourite = ? WHERE id = ?", (int(favourite), image_id))
 
     def trash(self, ids: Iterable[int]) -> None:
@@ -270,77 +264,97 @@ class HistoryStore:
         self._set_trashed(list(ids), False)
 
     def _set_trashed(self, ids: list[int], trashed: bool) -> None:
-        moved = []
-        for image in self.get_many(ids).values():
-            if image.trashed == trashed:
-                continue
-            home, away = self.root / image.file, trash_path(self.root, image.file)
-            source, target = (home, away) if trashed else (away, home)
-            try:
-                move(source, target)
-            except OSError as exc:
-                raise disk_error(
-                    "move the image to the trash" if trashed else "restore the image",
-                    self.root,
-                    exc,
-                ) from exc
-            moved.append((int(trashed), image.id))
-        with self._write() as db:
-            db.executemany("UPDATE images SET trashed = ? WHERE id = ?", moved)
+        """Move the files and flip their rows in one transaction; if anything fails, the files
+        already moved go back, so no file is ever moved without its row saying so."""
+        action = "move the image to the trash" if trashed else "restore the image"
+        moved: list[tuple[Path, Path]] = []
+        try:
+            with self._write(action) as db:
+                for image in self.get_many(ids).values():
+                    home = contained(self.root, image.file, IMAGES_DIR, link_ok=True)
+                    away = contained(self.root / TRASH_DIR, image.file, IMAGES_DIR, link_ok=True)
+                    if image.trashed == trashed or home is None or away is None:
+                        continue
+                    source, target = (home, away) if trashed else (away, home)
+                    try:
+                        if move(source, target):
+                            moved.append((source, target))
+                    except OSError as exc:
+                        raise disk_error(action, self.root, exc) from exc
+                    db.execute(
+                        "UPDATE images SET trashed = ? WHERE id = ?", (int(trashed), image.id)
+                    )
+        except BaseException:
+            for source, target in reversed(moved):
+                try:
+                    os.replace(target, source)
+                except OSError:
+                    pass  # the next start sets the flag from the folder the file is in
+            raise
 
     def empty_trash(self) -> int:
-        """Delete the trashed images for good (files, thumbnails, unused inputs); how many."""
+        """Delete the trashed images for good (files, thumbnails, unused inputs); how many.
+
+        Only files inside the history folder are ever deleted, whatever an index row says.
+        """
         doomed = self.page(Query(trashed=True), limit=1 << 30)
-        for image in doomed:  # files first: a row left without its file is dropped at next start
-            for path in (
-                self.path(image),
-                self.root / (image.thumbnail or thumbnail_name(image.file)),
-            ):
-                path.unlink(missing_ok=True)
-        with self._write() as db:
-            db.executemany("DELETE FROM images WHERE id = ?", [(i.id,) for i in doomed])
-            inputs = {f for i in doomed for f in (i.init_file, i.mask_file) if f}
-            still_used = {
-                r[0]
-                for r in db.execute(
-                    "SELECT init_file FROM images UNION SELECT mask_file FROM images"
-                )
-                if r[0]
-            }
-        for rel in inputs - still_used:
-            (self.root / rel).unlink(missing_ok=True)
+        try:
+            for image in doomed:  # files first: a row left without its file is dropped at next start
+                self._unlink(TRASH_DIR, image.file, IMAGES_DIR)
+                self._unlink("", image.thumbnail or thumbnail_name(image.file), THUMBS_DIR)
+            with self._write("empty the trash") as db:
+                db.executemany("DELETE FROM images WHERE id = ?", [(i.id,) for i in doomed])
+                inputs = {f for i in doomed for f in (i.init_file, i.mask_file) if f}
+                still_used = {
+                    r[0]
+                    for r in db.execute(
+                        "SELECT init_file FROM images UNION SELECT mask_file FROM images"
+                    )
+                    if r[0]
+                }
+            for rel in inputs - still_used:
+                self._unlink("", rel, INPUTS_DIR)
+        except OSError as exc:
+            raise disk_error("empty the trash", self.root, exc) from exc
         return len(doomed)
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+    def _unlink(self, base: str, rel: str, top: str) -> None:
+        """Delete root/base/rel if it lies in root/base/top (a link there: only the link)."""
+        path = contained(self.root / base, rel, top, link_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
-
-class _Transaction:
-    """`with store._write() as db:` runs a write transaction under the store's lock."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self._db, self._lock = db, lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._lock.acquire()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._lock.release()
-            raise
-        return self._db
-
-    def __exit__(self, kind: type | None, *_: object) -> None:
-        try:
-            self._db.execute("COMMIT" if kind is None else "ROLLBACK")
-        finally:
-            self._lock.release()
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction under the store's lock; an SQLite error becomes a HistoryError
+        saying it could not `action` ("mark the favourite")."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")  # waits for another process up to the timeout
+            except sqlite3.Error as exc:
+                raise disk_error(action, self.root, exc) from exc
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # a failed COMMIT may have ended the transaction already
+                if isinstance(exc, sqlite3.Error):
+                    raise disk_error(action, self.root, exc) from exc
+                raise
 
 
 def _move_aside(index: Path) -> Path:
-    """Rename a damaged index (and its WAL files) to index.db.corrupt-<time>."""
-    aside = index.with_name(f"{index.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    for suffix in ("", "-wal", "-shm"):
+    """Rename a damaged index (and its WAL files) to index.db.corrupt-<time>[-n]; a second
+    damage within the same second gets its own name instead of replacing the first copy."""
+    stamp = f"{index.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1_000_000):
+        aside = index.with_name(stamp if n == 1 else f"{stamp}-{n}")
+        if not any(os.path.lexists(f"{aside}{s}") for s in _INDEX_SUFFIXES):
+            break
+    for suffix in _INDEX_SUFFIXES:
         source = Path(f"{index}{suffix}")
         if source.exists():
             os.replace(source, Path(f"{aside}{suffix}"))

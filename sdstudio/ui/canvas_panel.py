@@ -1,8 +1,8 @@
 """The canvas in the studio window: a page beside "Result" with its toolbar, the source of the
 init image and mask for img2img / inpaint, and "Send to canvas" for a result.
 
-`install_canvas(window)` does it all; the window keeps the canvas as `window.canvas`
-(the history dock opens images on it through that name).
+`install_canvas(window)` does it all and attaches the canvas to the window
+(`window.canvas`, where the history dock opens images).
 """
 
 from __future__ import annotations
@@ -87,13 +87,14 @@ def install_canvas(window: MainWindow) -> Canvas:
     send.setToolTip("Put the shown result on the canvas for another round (the mask is kept)")
     send.triggered.connect(lambda: send_result_to_canvas(window, canvas))
     canvas.set_toolbar(CanvasToolbar(canvas, send))
-    window.add_center_page(canvas, "Canvas")
+    window.attach_canvas(canvas)
     window.results.addAction(send)
     window.results.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-    window.canvas = canvas
     canvas.error.connect(lambda message: window.report(message))
     canvas.notice.connect(lambda message: window.report(message, level=Level.INFO))
     canvas.image_changed.connect(lambda _size: _leave_txt2img(window, canvas))
+    # Another picture on the canvas is no longer the one the lineage named.
+    canvas.image_changed.connect(lambda _size: window.set_input_source(None))
 
     def provide() -> tuple[Image | None, Image | None]:
         """(init image, mask): the mask only for inpaint and only when something is painted.

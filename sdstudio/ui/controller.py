@@ -14,31 +14,30 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from sdstudio.engine.request import (
+from sdstudio.engine.events import (
     Cancelled,
     ErrorKind,
     Event,
     Failed,
     Finished,
-    GenerationRequest,
-    ModelInfo,
+    JobState,
     ModelLoaded,
     ModelLoading,
-    ModelRef,
     Notice,
     Started,
     Step,
 )
+from sdstudio.engine.request import GenerationRequest, ModelInfo, ModelRef
 from sdstudio.ui.images import to_qimage
 from sdstudio.ui.jobs import Jobs, JobStream
 
 if TYPE_CHECKING:
-    from sdstudio.engine.runner import Engine
+    from sdstudio.engine.backend import Backend, Capabilities
 
 
 class GenerationController(QObject):
-    """Owns the job queue as the window sees it. The engine is made on first use by
-    `engine_factory`, so the window can show before anything heavy happens."""
+    """Owns the job queue as the window sees it. The backend is made on first use by
+    `backend_factory`, so the window can show before anything heavy happens."""
 
     # Pending or running jobs changed (a job was queued, started, ended or cancelled).
     queue_changed = Signal()
@@ -46,11 +45,11 @@ class GenerationController(QObject):
     job_started = Signal(object, int)
     # A step finished: (index from 1, total, QImage preview or None).
     step = Signal(int, int, object)
-    # A generation job finished: (GenerationRequest, Finished event, ModelInfo or None).
-    # The history store listens here to save every result.
-    job_finished = Signal(object, object, object)
-    # A generation job ended in any way: (GenerationRequest, "done" | "failed" | "cancelled").
-    job_ended = Signal(object, str)
+    # A generation job finished: (Finished event: each image with the request that made it,
+    # its model and its lineage). The history store listens here to save every result.
+    job_finished = Signal(object)
+    # A generation job ended in any way: (GenerationRequest, JobState DONE | FAILED | CANCELLED).
+    job_ended = Signal(object, object)
     # A model is loading: (message for a person, progress 0..1 or None).
     model_loading = Signal(str, object)
     # A model is ready: (ModelRef it was loaded from, ModelInfo).
@@ -62,9 +61,9 @@ class GenerationController(QObject):
     # Something the person should know that is not an error: (message).
     notice = Signal(str)
 
-    def __init__(self, engine_factory: Callable[[], Engine], parent: QObject | None = None) -> None:
+    def __init__(self, backend_factory: Callable[[], Backend], parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._engine_factory = engine_factory
+        self._backend_factory = backend_factory
         self._jobs: Jobs | None = None
         self._streams: deque[JobStream] = deque()
         self._reader: asyncio.Task[None] | None = None
@@ -72,17 +71,20 @@ class GenerationController(QObject):
         self.model_ref: ModelRef | None = None
         self.model_info: ModelInfo | None = None
         self._loaded_ref: ModelRef | None = None
-        self.last_seeds: tuple[int, ...] = ()
 
     @property
-    def engine_started(self) -> bool:
+    def backend_started(self) -> bool:
         return self._jobs is not None
 
     @property
     def jobs(self) -> Jobs:
         if self._jobs is None:
-            self._jobs = Jobs(self._engine_factory())
+            self._jobs = Jobs(self._backend_factory())
         return self._jobs
+
+    def capabilities(self) -> Capabilities:
+        """What the backend can do (starts it when it has not started yet)."""
+        return self.jobs.backend.capabilities()
 
     # ---- commands ---------------------------------------------------------------------
 
@@ -112,12 +114,12 @@ class GenerationController(QObject):
         stream = self.running()
         if stream is None or stream.job is None:
             return False
-        self.jobs.engine.cancel(stream.job)
+        self.jobs.backend.cancel(stream.job)
         return True
 
     def cancel_pending(self, stream: JobStream) -> None:
         if stream.pending and stream.job is not None:
-            self.jobs.engine.cancel(stream.job)
+            self.jobs.backend.cancel(stream.job)
 
     def cancel_all_pending(self) -> None:
         for stream in self.pending():
@@ -172,10 +174,9 @@ class GenerationController(QObject):
                 self.step.emit(index, total, to_qimage(preview) if preview is not None else None)
             case Notice(message=message):
                 self.notice.emit(message)
-            case Finished(seeds=seeds) if request is not None:
-                self.last_seeds = seeds
-                self.job_finished.emit(request, event, self.model_info)
-                self.job_ended.emit(request, "done")
+            case Finished() if request is not None:
+                self.job_finished.emit(event)
+                self.job_ended.emit(request, JobState.DONE)
             case Failed(error=error, message=message, details=details):
                 self.problem.emit(message, details)
                 if error == ErrorKind.MODEL_LOAD:
@@ -183,6 +184,6 @@ class GenerationController(QObject):
                         self.model_ref = self._loaded_ref
                     self.model_failed.emit(stream.model)
                 if request is not None:
-                    self.job_ended.emit(request, "failed")
+                    self.job_ended.emit(request, JobState.FAILED)
             case Cancelled() if request is not None:
-                self.job_ended.emit(request, "cancelled")
+                self.job_ended.emit(request, JobState.CANCELLED)

@@ -2,7 +2,7 @@
 appears at the top of the gallery dock; the gallery's actions reach the panels and canvas;
 an image file dropped on the window fills the panels with its parameters.
 
-`install_history(window)` is the one call the window needs (see launch.py).
+`install_history(window)` is the one call the window needs (see app.py).
 """
 
 from __future__ import annotations
@@ -15,14 +15,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
-from sdstudio.engine.request import (
-    ErrorKind,
-    Finished,
-    GenerationRequest,
-    Mode,
-    ModelInfo,
-    ModelRef,
-)
+from sdstudio.engine.events import ErrorKind, Finished
+from sdstudio.engine.request import Mode, ModelRef
 from sdstudio.history import HistoryError, HistoryImage, HistoryStore
 from sdstudio.ui.errors import Level
 from sdstudio.ui.gallery import GalleryWidget
@@ -45,8 +39,8 @@ class HistorySaver(QObject):
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-save")
 
-    def save(self, request: GenerationRequest, finished: Finished, model: ModelInfo | None, parent_id: int | None) -> Future:
-        future = self._pool.submit(self.store.save_finished, request, finished, model, parent_id)
+    def save(self, finished: Finished) -> Future:
+        future = self._pool.submit(self.store.save_finished, finished)
         future.add_done_callback(self._done)
         return future
 
@@ -81,11 +75,9 @@ class HistoryPanel(QObject):
         self.store: HistoryStore | None = None
         self.gallery: GalleryWidget | None = None
         self.saver: HistorySaver | None = None
-        self._waiting: list[tuple[GenerationRequest, Finished, ModelInfo | None, int | None]] = []
+        self._waiting: list[Finished] = []
         self._failed = False
         self._closed = False
-        # The gallery image last sent to img2img / inpaint: the parent of what is made from it.
-        self._parent: HistoryImage | None = None
         placeholder = QLabel("Opening the history…")
         placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         # The gallery needs height more than width: its dock takes the window's right edge
@@ -137,8 +129,8 @@ class HistoryPanel(QObject):
         gallery.reuse_seed.connect(lambda seed: self.window.apply_fields({"seed": seed}))
         gallery.send_to_img2img.connect(self.send_to_img2img)
         gallery.send_to_inpaint.connect(self.send_to_inpaint)
-        for job in self._waiting:
-            self.saver.save(*job)
+        for finished in self._waiting:
+            self.saver.save(finished)
         self._waiting.clear()
 
     def _show_saved(self, images: list[HistoryImage]) -> None:
@@ -146,19 +138,13 @@ class HistoryPanel(QObject):
         if self.gallery is not None and not self._closed:
             self.gallery.add_images(images)
 
-    def save(self, request: GenerationRequest, finished: Finished, model: ModelInfo | None) -> None:
-        parent = self._parent
-        from_parent = (
-            parent is not None
-            and request.mode is not Mode.TXT2IMG
-            and request.init_image is not None
-            and request.init_image.size == (parent.width, parent.height)
-        )
-        job = (request, finished, model, parent.id if from_parent and parent else None)
+    def save(self, finished: Finished) -> None:
+        """Save a finished job; its parent is named by its request's lineage (see
+        `MainWindow.set_input_source`), never guessed here."""
         if self.saver is not None:
-            self.saver.save(*job)
+            self.saver.save(finished)
         elif not self._failed:
-            self._waiting.append(job)
+            self._waiting.append(finished)
 
     def reuse(self, fields: dict) -> None:
         """Fill the prompt and parameter panels (mode included) from an image's fields, and
@@ -180,7 +166,7 @@ class HistoryPanel(QObject):
         if self.store is None or image is None or not image.init_file or image.mode not in ("img2img", "inpaint"):
             return
         init = self.store.root / image.init_file
-        canvas = getattr(self.window, "canvas", None)
+        canvas = self.window.canvas
         if image.mode == "inpaint" and image.mask_file and canvas is not None and canvas.open_file(init):
             from PIL import Image as PILImage
 
@@ -188,23 +174,30 @@ class HistoryPanel(QObject):
                 canvas.set_mask(mask.convert("L"))
         else:
             self.window.open_init_image(str(init))
+        # Made again from the same init image: the same parent as the image reused.
+        self.window.set_input_source(self._file_of(image.parent_id) if image.parent_id else None)
         self.window.apply_fields({"mode": Mode(image.mode)})
 
     def send_to_img2img(self, path: str, image_id: int) -> None:
-        self._parent = self.store.get(image_id) if self.store else None
         self.window.open_init_image(path)
+        self.window.set_input_source(self._file_of(image_id))
         self.window.apply_fields({"mode": Mode.IMG2IMG})
 
     def send_to_inpaint(self, path: str, image_id: int) -> None:
-        self._parent = self.store.get(image_id) if self.store else None
-        canvas = getattr(self.window, "canvas", None)
+        canvas = self.window.canvas
         if canvas is not None and canvas.open_file(path):
+            self.window.set_input_source(self._file_of(image_id))
             self.window.apply_fields({"mode": Mode.INPAINT})
-            if self.window.center.indexOf(canvas) >= 0:
-                self.window.center.setCurrentWidget(canvas)
+            self.window.center.setCurrentWidget(canvas)
             return
         self.window.open_init_image(path)
+        self.window.set_input_source(self._file_of(image_id))
         self.window.apply_fields({"mode": Mode.INPAINT})
+
+    def _file_of(self, image_id: int) -> str | None:
+        """The lineage id of a history image: its file, stable across index rebuilds."""
+        image = self.store.get(image_id) if self.store else None
+        return image.file if image else None
 
     def close(self) -> None:
         """Finish pending saves, stop the thumbnail thread, close the index."""
@@ -221,7 +214,7 @@ class HistoryPanel(QObject):
         self.window.report(message, level=Level.WARNING)
 
     def _takes_images(self, widget: QWidget) -> bool:
-        canvas = getattr(self.window, "canvas", None)
+        canvas = self.window.canvas
         return canvas is not None and (widget is canvas or canvas.isAncestorOf(widget))
 
 

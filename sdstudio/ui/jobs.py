@@ -1,6 +1,6 @@
-"""The engine's thread callbacks, turned into `async for event in ...` on the Qt/asyncio loop.
+"""A backend's thread callbacks, turned into `async for event in ...` on the Qt/asyncio loop.
 
-The engine calls a job's callback on its worker thread; `JobStream` hops each event onto
+The backend calls a job's callback on its own thread; `JobStream` hops each event onto
 the loop with `call_soon_threadsafe` and buffers it until the reader asks. Previews are
 coalesced: when the reader is behind, a new Step replaces a Step still waiting in the
 buffer, so a slow paint draws only the newest preview instead of a pile of stale ones.
@@ -13,17 +13,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.request import (
-    Event,
-    GenerationRequest,
-    ModelRef,
-    Started,
-    Step,
-)
-from sdstudio.engine.runner import is_last_event
+from sdstudio.engine.events import Event, JobKind, Started, Step, is_last_event
+from sdstudio.engine.request import GenerationRequest, ModelRef
 
 if TYPE_CHECKING:
-    from sdstudio.engine.runner import Engine, Job
+    from sdstudio.engine.backend import Backend, JobHandle
 
 
 class JobStream:
@@ -39,8 +33,9 @@ class JobStream:
         self, loop: asyncio.AbstractEventLoop, request: GenerationRequest | None, model: ModelRef
     ) -> None:
         self.request = request
+        self.kind = JobKind.LOAD_MODEL if request is None else JobKind.GENERATE
         self.model = model
-        self.job: Job | None = None
+        self.job: JobHandle | None = None
         self.started = False
         self.ended = False
         self.coalesced = 0  # Steps dropped because a newer one replaced them unread
@@ -62,7 +57,7 @@ class JobStream:
     def _push(self, event: Event) -> None:
         if isinstance(event, Started):
             self.started = True
-        elif is_last_event(event, self.request):
+        elif is_last_event(event, self.kind):
             self.ended = True
         if isinstance(event, Step) and self._buffer and isinstance(self._buffer[-1], Step):
             self._buffer[-1] = event
@@ -84,26 +79,26 @@ class JobStream:
             self._waiter = self._loop.create_future()
             await self._waiter
         event = self._buffer.popleft()
-        if is_last_event(event, self.request):
+        if is_last_event(event, self.kind):
             self._read_terminal = True
             self._buffer.clear()
         return event
 
 
 class Jobs:
-    """Submits to an engine and hands back a `JobStream` per job (call on the loop's thread)."""
+    """Submits to a backend and hands back a `JobStream` per job (call on the loop's thread)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
 
     def submit(self, request: GenerationRequest) -> JobStream:
         stream = JobStream(asyncio.get_running_loop(), request, request.model)
-        stream.job = self.engine.submit(request, stream.deliver_threadsafe)
+        stream.job = self.backend.submit(request, stream.deliver_threadsafe)
         return stream
 
     def load_model(self, ref: ModelRef) -> JobStream:
         stream = JobStream(asyncio.get_running_loop(), None, ref)
-        stream.job = self.engine.load_model(ref, stream.deliver_threadsafe)
+        stream.job = self.backend.load_model(ref, stream.deliver_threadsafe)
         return stream
 
     async def run(self, request: GenerationRequest) -> AsyncIterator[Event]:

@@ -5,8 +5,11 @@ Integration points for the other parts of the studio (canvas, history):
 - `add_dock(widget, title, area)`: a dock whose place is saved with the layout (e.g. history).
 - `set_image_provider(provider)`: where img2img / inpaint take the init image and mask from.
 - `request_fields()` / `apply_fields(fields)`: read or fill prompt + parameters by
-  GenerationRequest field names ("reuse parameters", PNG drop).
-- `controller.job_finished(request, Finished, ModelInfo)`: fires once per finished job.
+  parameter name (engine/parameters.py; "reuse parameters", PNG drop).
+- `attach_canvas(canvas)`: the canvas is where img2img / inpaint take the init image and mask.
+- `set_input_source(id)`: the lineage of the init image (e.g. the history file it came from),
+  recorded with every result made from it; cleared when the canvas gets another picture.
+- `controller.job_finished(Finished)`: fires once per finished job.
 - `report(error, details, level)`: the one way a problem reaches the person.
 """
 
@@ -27,21 +30,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sdstudio.engine.backend import builtin_model_available
+from sdstudio.engine.events import Finished
+from sdstudio.engine.parameters import Mode
 from sdstudio.engine.request import (
     BUILTIN_MODEL,
-    Finished,
     GenerationRequest,
-    Mode,
+    ImageData,
+    Inputs,
     ModelInfo,
     ModelRef,
 )
-from sdstudio.engine.schedulers import available_samplers
 from sdstudio.settings import Settings, SettingsStore
 from sdstudio.ui.controller import GenerationController
 from sdstudio.ui.errors import Banner, Level, problem_from
 from sdstudio.ui.icons import icon
 from sdstudio.ui.images import to_qimage
-from sdstudio.ui.model_menu import ModelMenu, builtin_model_available
+from sdstudio.ui.model_menu import ModelMenu
 from sdstudio.ui.param_panel import ParameterPanel
 from sdstudio.ui.prompt_panel import PromptPanel
 from sdstudio.ui.queue_view import QueueButton
@@ -51,7 +56,8 @@ from sdstudio.ui.status import StudioStatusBar
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-    from sdstudio.engine.runner import Engine
+    from sdstudio.canvas import Canvas
+    from sdstudio.engine.backend import Backend
 
 # Returns (init image RGB or None, mask L or None) for img2img / inpaint; white mask = repaint.
 ImageProvider = Callable[[], "tuple[Image | None, Image | None]"]
@@ -63,7 +69,7 @@ class MainWindow(QMainWindow):
     def __init__(
         self,
         store: SettingsStore,
-        engine_factory: Callable[[], Engine],
+        backend_factory: Callable[[], Backend],
         startup_model: str | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -73,7 +79,9 @@ class MainWindow(QMainWindow):
         self.store = store
         self.settings, settings_notice = store.load()
         self._startup_model = startup_model or self.settings.model or BUILTIN_MODEL
-        self.controller = GenerationController(engine_factory, self)
+        self.controller = GenerationController(backend_factory, self)
+        self.canvas: Canvas | None = None
+        self._input_source: str | None = None
         self._init_image: Image | None = None
         self._image_provider: ImageProvider = lambda: (self._init_image, None)
 
@@ -94,7 +102,6 @@ class MainWindow(QMainWindow):
         self.queue_button = QueueButton(self.controller)
         self.prompt_panel = PromptPanel(self.queue_button)
         self.params = ParameterPanel()
-        self.params.set_samplers(available_samplers())
         scroll = QScrollArea()
         scroll.setWidget(self.params)
         scroll.setWidgetResizable(True)
@@ -138,13 +145,21 @@ class MainWindow(QMainWindow):
         previous, self._image_provider = self._image_provider, provider
         return previous
 
+    def attach_canvas(self, canvas: Canvas, title: str = "Canvas") -> None:
+        """Make `canvas` a centre page and the one place init images and masks come from."""
+        self.canvas = canvas
+        self.add_center_page(canvas, title)
+
+    def set_input_source(self, source: str | None) -> None:
+        self._input_source = source
+
     def request_fields(self) -> dict[str, Any]:
-        """Prompt, negative prompt and every parameter, as GenerationRequest field names."""
+        """Prompt, negative prompt and every parameter, by parameter name."""
         return self.prompt_panel.texts() | self.params.request_fields()
 
     def apply_fields(self, fields: dict[str, Any]) -> None:
-        """Fill the prompt and parameters from GenerationRequest field names (others ignored),
-        e.g. `request_fields_from_infotext(png_text)`."""
+        """Fill the prompt and parameters from parameter names (others ignored), e.g.
+        `fields_from_infotext(png_text)`."""
         self.prompt_panel.set_texts(fields)
         self.params.apply_fields(fields)
 
@@ -162,6 +177,7 @@ class MainWindow(QMainWindow):
             return
         self.status.set_activity("Loading engine…")
         self.load_model(ModelRef(self._startup_model))
+        self.params.set_samplers(list(self.controller.capabilities().samplers))
 
     def load_model(self, ref: ModelRef) -> None:
         self.status.set_activity(f"Loading model {ref.name}…")
@@ -172,7 +188,7 @@ class MainWindow(QMainWindow):
         if request is not None:
             self.save_settings()  # a crash later still keeps this prompt for the next start
             self.controller.generate(request)
-            if not self.controller.engine_started or self.controller.model_info is None:
+            if not self.controller.backend_started or self.controller.model_info is None:
                 self.status.set_activity("Waiting for the model to load…")
 
     def build_request(self) -> GenerationRequest | None:
@@ -190,7 +206,12 @@ class MainWindow(QMainWindow):
             if fields["mode"] is Mode.INPAINT and mask is None:
                 self.report("Inpaint needs a mask: paint one on the canvas.")
                 return None
-        return GenerationRequest(**fields, init_image=image, mask=mask, model=self.controller.model_ref)
+        inputs = Inputs(
+            ImageData.from_pil(image) if image is not None else None,
+            ImageData.from_pil(mask) if mask is not None else None,
+            source=self._input_source if image is not None else None,
+        )
+        return GenerationRequest.create(model=self.controller.model_ref, inputs=inputs, **fields)
 
     def cancel(self) -> None:
         self.controller.cancel_running()
@@ -200,21 +221,24 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getOpenFileName(self, "Open init image", "", "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
             if not path:
                 return
-        from PIL import Image as PILImage
+        if self.canvas is not None:
+            # The canvas loader applies EXIF rotation and scales 16-bit pictures.
+            if self.canvas.open_file(path):
+                self.set_input_source(None)
+                self.center.setCurrentWidget(self.canvas)
+                if self.params.current_mode() is Mode.TXT2IMG:
+                    self.params.apply_fields({"mode": Mode.IMG2IMG})
+            return
+        from sdstudio.canvas.loading import ImageLoadError, read_image
 
         try:
-            with PILImage.open(path) as opened:
-                self._init_image = opened.convert("RGB")
-        except OSError as exc:
-            self.report(f"Could not open {path}: {exc}")
+            self._init_image = read_image(path)
+        except ImageLoadError as exc:
+            self.report(str(exc))
             return
+        self.set_input_source(None)
         if self.params.current_mode() is Mode.TXT2IMG:
             self.params.apply_fields({"mode": Mode.IMG2IMG})
-        canvas = getattr(self, "canvas", None)  # installed by ui/canvas_panel.py
-        if canvas is not None:
-            canvas.set_image(self._init_image, keep_mask=False)  # the canvas image is the init image
-            self.center.setCurrentWidget(canvas)
-            return
         self.results.show_preview(to_qimage(self._init_image))
 
     # ---- wiring -----------------------------------------------------------------------
@@ -276,7 +300,7 @@ class MainWindow(QMainWindow):
             self.results.show_preview(preview)
         self.status.step(index, total)
 
-    def _finished(self, _request: GenerationRequest, event: Finished, _info: ModelInfo | None) -> None:
+    def _finished(self, event: Finished) -> None:
         images = [to_qimage(image) for image in event.images]
         labels = [f"Seed {seed}" for seed in event.seeds]
         self.results.show_results(images, labels)
@@ -285,10 +309,13 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self, ref: ModelRef, info: ModelInfo) -> None:
         self.status.model_ready(info)
-        if (self.settings.model or BUILTIN_MODEL) != ref.source or "width" not in self.settings.params:
-            # A model draws best at the size it was trained at (the built-in one at 128, SD 1.x
-            # at 512, SDXL at 1024): a new model starts there, a restart keeps the person's size.
-            self.params.apply_fields({"width": info.native_size, "height": info.native_size})
+        if (self.settings.model or BUILTIN_MODEL) != ref.source:
+            # A model draws best at the size and CFG it was made for (the built-in one at 128
+            # and CFG 5, SD 1.x at 512, SDXL at 1024): a new model starts there, a restart keeps
+            # what the person set.
+            self.params.follow_model(info)
+        else:
+            self.params.show_model_defaults(info)
         if ref.source == BUILTIN_MODEL:
             self.settings.model = BUILTIN_MODEL
         else:

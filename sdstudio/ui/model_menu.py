@@ -7,12 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
-from sdstudio.engine.models import builtin_model_path
+from sdstudio.engine.backend import builtin_model_available
 from sdstudio.engine.request import BUILTIN_MODEL, ModelRef
-
-
-def builtin_model_available() -> bool:
-    return (builtin_model_path() / "model_index.json").is_file()
 
 
 def model_label(source: str) -> str:

@@ -1,7 +1,11 @@
-"""The parameter panel: mode, sampler, steps, CFG scale, size, batch, seed, strength, mask.
+"""The parameter panel, built from the parameter table (`engine/parameters.py`): one row per
+parameter with a control, its label, bounds, step and tooltip from the table, shown only in the
+modes that use it.
 
-`request_fields()` / `apply_fields()` speak GenerationRequest field names, so "reuse
-parameters" from the history, a dropped PNG and the settings file all fill it the same way.
+`request_fields()` / `apply_fields()` speak the table's parameter names, so "reuse parameters"
+from the history, a dropped PNG and the settings file all fill it the same way. Parameters
+whose default comes from the model (size, CFG) follow the loaded model until the person
+changes them; `request_fields()` gives None for those, and the engine fills in the model's value.
 """
 
 from __future__ import annotations
@@ -21,30 +25,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sdstudio.engine.request import GenerationRequest, Mode
+from sdstudio.engine.parameters import BY_NAME, PARAMETERS, Control, Mode, Param, applies, defaults
+from sdstudio.engine.request import ModelInfo
 from sdstudio.ui.icons import icon
 from sdstudio.ui.slider_spin import SliderSpin
 
-# Shown until the engine says which samplers this machine can run.
-DEFAULT_SAMPLERS = ["Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "Heun", "LMS", "UniPC"]
 SIZE_PRESETS = [(512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (128, 128)]
-_DEFAULTS = GenerationRequest(prompt="")
-# The GenerationRequest fields this panel edits (prompt and images come from elsewhere).
-PANEL_FIELDS = (
-    "mode",
-    "sampler",
-    "steps",
-    "cfg_scale",
-    "strength",
-    "width",
-    "height",
-    "batch_size",
-    "batch_count",
-    "seed",
-    "mask_blur",
-    "inpaint_only_masked",
-    "inpaint_padding",
-)
+# The parameters this panel edits (the prompts have their own panel).
+PANEL_FIELDS = tuple(p.name for p in PARAMETERS if p.control is not Control.NONE)
+# Shown before the model says otherwise.
+_FALLBACK_MODEL_DEFAULTS = {"width": 512, "height": 512, "cfg_scale": 7.0}
 
 
 class ParameterPanel(QWidget):
@@ -56,131 +46,152 @@ class ParameterPanel(QWidget):
         form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self._form = form
-
-        self.mode = QComboBox()
-        for mode in Mode:
-            self.mode.addItem(mode.value, mode)
-        self._row("Mo&de:", self.mode)
-
-        self.sampler = QComboBox()
-        self.sampler.addItems(DEFAULT_SAMPLERS)
-        self._row("S&ampler:", self.sampler)
-
-        self.steps = SliderSpin(1, 150)
-        self._row("&Steps:", self.steps)
-        self.cfg_scale = SliderSpin(1, 30, step=0.5, decimals=1)
-        self._row("&CFG scale:", self.cfg_scale)
-        self.strength = SliderSpin(0, 1, step=0.01, decimals=2)
-        self._strength_row = self._row("S&trength:", self.strength)
-
-        self.width_ = SliderSpin(64, 2048, step=8)
-        self._row("&Width:", self.width_)
-        self.height_ = SliderSpin(64, 2048, step=8)
-        self._row("&Height:", self.height_)
+        self.controls: dict[str, QWidget] = {}
+        self._labels: dict[str, QLabel] = {}
+        # Parameters that follow the loaded model until the person sets them.
+        self._auto: set[str] = {p.name for p in PARAMETERS if p.from_model}
+        self._applying = False
+        self._model_info: ModelInfo | None = None
+        self._last_seed: int | None = None
         self.size_preset = QComboBox()
-        self.size_preset.addItem("Size presets…")
-        for w, h in SIZE_PRESETS:
-            note = "  (built-in model)" if (w, h) == (128, 128) else ""
-            self.size_preset.addItem(f"{w} × {h}{note}", (w, h))
-        self.size_preset.setToolTip("Set width and height to a common size")
         self.swap = self._tool_button("swap", "Swap width and height")
-        sizes = QHBoxLayout()
-        sizes.addWidget(self.size_preset, 1)
-        sizes.addWidget(self.swap)
-        self._row("Si&ze:", self.size_preset, sizes)
-
-        self.batch_size = SliderSpin(1, 8)
-        self._row("&Batch size:", self.batch_size)
-        self.batch_count = SliderSpin(1, 16)
-        self._row("Batch c&ount:", self.batch_count)
-
-        self.seed = QLineEdit()
-        self.seed.setValidator(QRegularExpressionValidator(QRegularExpression(r"-1|\d{0,19}")))
-        self.seed.setPlaceholderText("-1 (random)")
-        self.seed.setToolTip("Seed of the first image; -1 picks a random one")
         self.random_seed = self._tool_button("dice", "Random seed (-1)")
         self.reuse_seed = self._tool_button("recycle", "Reuse the last image's seed")
+        for param in PARAMETERS:
+            if param.control is not Control.NONE:
+                self._add(param)
         self.reuse_seed.setEnabled(False)
-        seeds = QHBoxLayout()
-        seeds.addWidget(self.seed, 1)
-        seeds.addWidget(self.random_seed)
-        seeds.addWidget(self.reuse_seed)
-        self._row("S&eed:", self.seed, seeds)
-
-        self.mask_blur = SliderSpin(0, 64)
-        self._mask_blur_row = self._row("Mask b&lur:", self.mask_blur)
-        self.only_masked = QCheckBox("Inpaint only the mas&ked area")
-        self._only_masked_row = self._row("Area:", self.only_masked)
-        self.padding = SliderSpin(0, 256, step=4)
-        self._padding_row = self._row("Padd&ing:", self.padding)
-
-        self._last_seed: int | None = None
         self.swap.clicked.connect(self._swap_size)
         self.size_preset.activated.connect(self._apply_preset)
         self.random_seed.clicked.connect(lambda: self.seed.setText("-1"))
         self.reuse_seed.clicked.connect(self._reuse_seed)
         self.mode.currentIndexChanged.connect(self._mode_changed)
-        self.only_masked.toggled.connect(self.padding.setEnabled)
+        self.controls["inpaint_only_masked"].toggled.connect(self.controls["inpaint_padding"].setEnabled)
         self.apply_fields(self.default_fields())
         self._mode_changed()
+
+    # ---- the controls -----------------------------------------------------------------
+
+    @property
+    def mode(self) -> QComboBox:
+        return self.controls["mode"]  # type: ignore[return-value]
+
+    @property
+    def sampler(self) -> QComboBox:
+        return self.controls["sampler"]  # type: ignore[return-value]
+
+    @property
+    def seed(self) -> QLineEdit:
+        return self.controls["seed"]  # type: ignore[return-value]
+
+    def _add(self, param: Param) -> None:
+        widget = self._control(param)
+        widget.setToolTip(param.tooltip)
+        self.controls[param.name] = widget
+        extra = self._extras(param.name, widget)
+        label = QLabel(param.label)
+        label.setBuddy(widget)
+        label.setToolTip(param.tooltip)
+        self._form.addRow(label, extra or widget)
+        self._labels[param.name] = label
+        if param.name == "height":
+            self._add_size_row()
+
+    def _control(self, param: Param) -> QWidget:
+        if param.control is Control.COMBO:
+            combo = QComboBox()
+            if param.kind is Mode:
+                for mode in Mode:
+                    combo.addItem(mode.value, mode)
+            return combo
+        if param.control is Control.CHECK:
+            return QCheckBox()
+        if param.control is Control.SEED:
+            edit = QLineEdit()
+            edit.setValidator(QRegularExpressionValidator(QRegularExpression(r"-1|\d{0,10}")))
+            edit.setPlaceholderText("-1 (random)")
+            return edit
+        slider = SliderSpin(param.minimum or 0, param.maximum or 0, step=param.step, decimals=param.decimals)
+        if param.from_model:
+            slider.value_changed.connect(lambda _value, name=param.name: self._set_by_person(name))
+        return slider
+
+    def _extras(self, name: str, widget: QWidget) -> QHBoxLayout | None:
+        if name != "seed":
+            return None
+        row = QHBoxLayout()
+        row.addWidget(widget, 1)
+        row.addWidget(self.random_seed)
+        row.addWidget(self.reuse_seed)
+        return row
+
+    def _add_size_row(self) -> None:
+        self.size_preset.addItem("Size presets…")
+        self.size_preset.addItem("The model's native size", None)
+        for w, h in SIZE_PRESETS:
+            note = "  (built-in model)" if (w, h) == (128, 128) else ""
+            self.size_preset.addItem(f"{w} × {h}{note}", (w, h))
+        self.size_preset.setToolTip("Set width and height to a common size, or back to the model's own")
+        sizes = QHBoxLayout()
+        sizes.addWidget(self.size_preset, 1)
+        sizes.addWidget(self.swap)
+        label = QLabel("Si&ze:")
+        label.setBuddy(self.size_preset)
+        self._form.addRow(label, sizes)
 
     # ---- the request's fields ---------------------------------------------------------
 
     @staticmethod
     def default_fields() -> dict[str, Any]:
-        return {name: getattr(_DEFAULTS, name) for name in PANEL_FIELDS}
+        return {name: value for name, value in defaults().items() if name in PANEL_FIELDS}
 
     def request_fields(self) -> dict[str, Any]:
-        """The panel's values as GenerationRequest keyword arguments."""
-        seed = self.seed.text().strip()
-        return {
-            "mode": self.current_mode(),
-            "sampler": self.sampler.currentText(),
-            "steps": self.steps.value(),
-            "cfg_scale": float(self.cfg_scale.value()),
-            "strength": float(self.strength.value()),
-            "width": self.width_.value(),
-            "height": self.height_.value(),
-            "batch_size": self.batch_size.value(),
-            "batch_count": self.batch_count.value(),
-            "seed": int(seed) if seed not in ("", "-") else -1,
-            "mask_blur": self.mask_blur.value(),
-            "inpaint_only_masked": self.only_masked.isChecked(),
-            "inpaint_padding": self.padding.value(),
-        }
+        """The panel's values by parameter name; None for those that follow the model."""
+        fields = {name: self._value(BY_NAME[name]) for name in PANEL_FIELDS}
+        return fields | {name: None for name in self._auto}
 
     def apply_fields(self, fields: dict[str, Any]) -> None:
-        """Set the widgets from GenerationRequest field names; other keys are ignored, so a
-        whole `request_fields_from_infotext(...)` result can be passed in."""
-        sliders = {
-            "steps": self.steps,
-            "cfg_scale": self.cfg_scale,
-            "strength": self.strength,
-            "width": self.width_,
-            "height": self.height_,
-            "batch_size": self.batch_size,
-            "batch_count": self.batch_count,
-            "mask_blur": self.mask_blur,
-            "inpaint_padding": self.padding,
-        }
-        for name, widget in sliders.items():
-            if name in fields:
-                widget.set_value(fields[name])
-        if "mode" in fields:
-            self.mode.setCurrentIndex(self.mode.findData(Mode(fields["mode"])))
-        if "sampler" in fields:
-            self._select_sampler(str(fields["sampler"]))
-        if "seed" in fields:
-            self.seed.setText(str(int(fields["seed"])))
-        if "inpaint_only_masked" in fields:
-            self.only_masked.setChecked(bool(fields["inpaint_only_masked"]))
-            self.padding.setEnabled(self.only_masked.isChecked())
+        """Set the controls by parameter name; other keys are ignored, so a whole
+        `fields_from_infotext(...)` result can be passed in. None for a model-decided
+        parameter makes it follow the model again. Raises ValueError/TypeError for a value
+        the control cannot show."""
+        self._applying = True
+        try:
+            for name in PANEL_FIELDS:
+                if name not in fields:
+                    continue
+                value = fields[name]
+                if value is None and BY_NAME[name].from_model:
+                    self._auto.add(name)
+                    continue
+                self._set_value(BY_NAME[name], value)
+                self._auto.discard(name)
+        finally:
+            self._applying = False
+        self.show_model_defaults(self._model_info)
+        self.controls["inpaint_padding"].setEnabled(self.controls["inpaint_only_masked"].isChecked())
+
+    def show_model_defaults(self, info: ModelInfo | None) -> None:
+        """Show the model's own values in the controls that follow it."""
+        self._model_info = info
+        self._applying = True
+        try:
+            for name in self._auto:
+                value = info.model_default(name) if info else _FALLBACK_MODEL_DEFAULTS[name]
+                self._set_value(BY_NAME[name], value)
+        finally:
+            self._applying = False
+
+    def follow_model(self, info: ModelInfo | None) -> None:
+        """A new model: every model-decided parameter follows it again."""
+        self._auto = {p.name for p in PARAMETERS if p.from_model}
+        self.show_model_defaults(info)
 
     def current_mode(self) -> Mode:
         return Mode(self.mode.currentData())
 
     def set_samplers(self, names: list[str]) -> None:
-        """Offer the samplers this machine can run, keeping the current choice."""
+        """Offer the samplers the backend can run, keeping the current choice."""
         current = self.sampler.currentText()
         self.sampler.clear()
         self.sampler.addItems(names)
@@ -193,14 +204,36 @@ class ParameterPanel(QWidget):
 
     # ---- internals --------------------------------------------------------------------
 
-    def _row(self, text: str, field: QWidget, layout: QHBoxLayout | None = None) -> QLabel:
-        label = QLabel(text)
-        label.setBuddy(field)
-        if layout is None:
-            self._form.addRow(label, field)
+    def _value(self, param: Param) -> Any:
+        widget = self.controls[param.name]
+        if param.kind is Mode:
+            return self.current_mode()
+        if param.control is Control.COMBO:
+            return widget.currentText()  # type: ignore[attr-defined]
+        if param.control is Control.CHECK:
+            return widget.isChecked()  # type: ignore[attr-defined]
+        if param.control is Control.SEED:
+            text = widget.text().strip()  # type: ignore[attr-defined]
+            return int(text) if text not in ("", "-") else -1
+        value = widget.value()  # type: ignore[attr-defined]
+        return float(value) if param.kind is float else value
+
+    def _set_value(self, param: Param, value: Any) -> None:
+        widget = self.controls[param.name]
+        if param.kind is Mode:
+            self.mode.setCurrentIndex(self.mode.findData(Mode(value)))
+        elif param.control is Control.COMBO:
+            self._select_sampler(str(value))
+        elif param.control is Control.CHECK:
+            widget.setChecked(bool(value))  # type: ignore[attr-defined]
+        elif param.control is Control.SEED:
+            widget.setText(str(int(value)))  # type: ignore[attr-defined]
         else:
-            self._form.addRow(label, layout)
-        return label
+            widget.set_value(float(value))  # type: ignore[attr-defined]
+
+    def _set_by_person(self, name: str) -> None:
+        if not self._applying:
+            self._auto.discard(name)
 
     def _tool_button(self, icon_name: str, tip: str) -> QToolButton:
         button = QToolButton()
@@ -212,30 +245,30 @@ class ParameterPanel(QWidget):
 
     def _mode_changed(self) -> None:
         mode = self.current_mode()
-        self._form.setRowVisible(self._strength_row, mode is not Mode.TXT2IMG)
-        for row in (self._mask_blur_row, self._only_masked_row, self._padding_row):
-            self._form.setRowVisible(row, mode is Mode.INPAINT)
+        for name, label in self._labels.items():
+            self._form.setRowVisible(label, applies(BY_NAME[name], mode))
         self.mode_changed.emit(mode)
 
     def _select_sampler(self, name: str) -> None:
-        # A PNG may name a sampler this machine lacks: show it, the engine will explain.
+        # A PNG may name a sampler this backend lacks: show it, the engine will explain.
         if self.sampler.findText(name) < 0:
             self.sampler.addItem(name)
         self.sampler.setCurrentText(name)
 
     def _swap_size(self) -> None:
-        w, h = self.width_.value(), self.height_.value()
-        self.width_.set_value(h)
-        self.height_.set_value(w)
+        width, height = self.controls["width"], self.controls["height"]
+        w, h = width.value(), height.value()  # type: ignore[attr-defined]
+        width.set_value(h)  # type: ignore[attr-defined]
+        height.set_value(w)  # type: ignore[attr-defined]
 
     def _apply_preset(self, index: int) -> None:
-        size = self.size_preset.itemData(index)
-        if size is not None:
-            self.width_.set_value(size[0])
-            self.height_.set_value(size[1])
+        if index == 1:
+            self.apply_fields({"width": None, "height": None})
+        elif (size := self.size_preset.itemData(index)) is not None:
+            self.controls["width"].set_value(size[0])  # type: ignore[attr-defined]
+            self.controls["height"].set_value(size[1])  # type: ignore[attr-defined]
         self.size_preset.setCurrentIndex(0)
 
     def _reuse_seed(self) -> None:
         if self._last_seed is not None:
             self.seed.setText(str(self._last_seed))
-

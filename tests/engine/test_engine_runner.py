@@ -7,22 +7,21 @@ import pytest
 import torch
 from PIL import Image
 
-from sdstudio.engine.request import (
+from sdstudio.engine.events import (
     TERMINAL_EVENTS,
     Cancelled,
     ErrorKind,
     Failed,
     Finished,
-    GenerationRequest,
-    Mode,
+    JobState,
     ModelLoaded,
     ModelLoading,
-    ModelRef,
     Notice,
     Started,
     Step,
 )
-from sdstudio.engine.runner import Engine, JobState
+from sdstudio.engine.request import GenerationRequest, Mode, ModelRef
+from sdstudio.engine.runner import Engine
 
 TIMEOUT = 120
 

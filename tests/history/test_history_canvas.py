@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from sdstudio.engine.events import Finished
 from sdstudio.engine.params import request_infotext
-from sdstudio.engine.request import Finished, GenerationRequest, Mode, ModelInfo
+from sdstudio.engine.request import GenerationRequest, Mode, ModelInfo
 from sdstudio.settings import SettingsStore
 from sdstudio.ui.canvas_panel import install_canvas
 from sdstudio.ui.history_dock import install_history

@@ -9,9 +9,10 @@ import time
 import pytest
 from PIL import Image
 
+from sdstudio.engine.events import ErrorKind, Finished
 from sdstudio.engine.params import request_infotext
 from sdstudio.engine.pngmeta import read_png_text
-from sdstudio.engine.request import ErrorKind, Finished, GenerationRequest, Mode, ModelInfo
+from sdstudio.engine.request import GenerationRequest, Mode, ModelInfo
 from sdstudio.history import GroupBy, HistoryError, HistoryStore, Query
 
 MODEL = ModelInfo("tiny", "sd1", False, "cpu", "float32", "/models/tiny")

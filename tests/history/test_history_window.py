@@ -9,9 +9,10 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from sdstudio.engine.events import Finished
 from sdstudio.engine.params import request_infotext
 from sdstudio.engine.pngmeta import read_png_text
-from sdstudio.engine.request import Finished, GenerationRequest, Mode, ModelInfo, ModelRef
+from sdstudio.engine.request import GenerationRequest, Mode, ModelInfo, ModelRef
 from sdstudio.settings import SettingsStore
 from sdstudio.ui.history_dock import install_history
 from sdstudio.ui.main_window import MainWindow

@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sdstudio.engine.events import Failed, Finished
 from sdstudio.engine.models import builtin_model_path
-from sdstudio.engine.request import (
-    BUILTIN_MODEL,
-    Failed,
-    Finished,
-    GenerationRequest,
-    Mode,
-    ModelRef,
-)
+from sdstudio.engine.request import BUILTIN_MODEL, GenerationRequest, Mode, ModelRef
 from tools.builtin_model.evaluate import held_out_prompts, judge_image
 
 pytestmark = pytest.mark.skipif(

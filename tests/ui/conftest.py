@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from sdstudio.engine.events import Finished
 from sdstudio.engine.params import request_infotext
-from sdstudio.engine.request import Finished, GenerationRequest, ModelInfo
+from sdstudio.engine.request import GenerationRequest, ModelInfo
 
 MODEL = ModelInfo("tiny", "sd1", False, "cpu", "float32", "/models/tiny")
 

@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SHOW_AND_REPORT = """
 import os, sys
-from sdstudio.ui.launch import open_studio, when_exposed
+from sdstudio.app import open_studio
+from sdstudio.ui.launch import when_exposed
 studio = open_studio(["--settings", sys.argv[1], "--model", sys.argv[2]])
 def shown():
     heavy = [m for m in ("torch", "diffusers", "transformers") if m in sys.modules]

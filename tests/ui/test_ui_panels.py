@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from PIL import Image
 
+from sdstudio.engine.events import Finished, Started, Step
 from sdstudio.engine.params import request_fields_from_infotext
-from sdstudio.engine.request import Finished, Mode, Started, Step
+from sdstudio.engine.request import Mode
 from sdstudio.ui.jobs import JobStream
 from sdstudio.ui.param_panel import ParameterPanel
 

@@ -1,6 +1,6 @@
 """Evaluate the built-in model the way a person would use it, through the app's own engine.
 
-    python -m tools.builtin_model.evaluate [--model resources/models/builtin] [--seeds 2] [--limit N]
+    python -m tools.builtin_model.evaluate [--model sdstudio/resources/models/builtin] [--seeds 2] [--limit N]
 
 Prompts name (colour, shape, background) triples that were held out of training. Reports:
 - colour: the prompted colour is the dominant colour apart from the picture's background
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sdstudio.resources import builtin_model_dir
 from tools.builtin_model.judge import (
     border_colour,
     classify_shape,
@@ -29,7 +30,7 @@ from tools.builtin_model.judge import (
 )
 from tools.builtin_model.scenes import Scene, Shape, held_out_triples, render
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "builtin"
+DEFAULT_MODEL = builtin_model_dir()
 
 
 @dataclass
@@ -72,7 +73,8 @@ class Generator:
         self.model = ModelRef(str(model))
 
     def __call__(self, **fields) -> list[Image.Image]:
-        from sdstudio.engine.request import Failed, Finished, GenerationRequest
+        from sdstudio.engine.events import Failed, Finished
+        from sdstudio.engine.request import GenerationRequest
 
         events = []
         job = self.engine.submit(GenerationRequest(model=self.model, **fields), events.append)

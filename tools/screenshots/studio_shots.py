@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QTimer
 
-from sdstudio.ui.launch import open_studio
-from sdstudio.ui.model_menu import builtin_model_available
+from sdstudio.app import open_studio
+from sdstudio.engine.backend import builtin_model_available
 
 
 class StudioShots:

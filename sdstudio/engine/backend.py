@@ -1,0 +1,107 @@
+"""The one interface the window and the CLI use to make images: a `Backend`.
+
+A backend takes `GenerationRequest`s and model loads as jobs, runs them in submission order,
+and reports each job's progress to the job's callback as `events.py` events, ending with
+exactly one terminal event. The local diffusers engine (`runner.Engine`, made by
+`local_backend()`) is the first implementation; a remote one must pass the same contract
+suite (`tests/contract/`).
+
+Callbacks may be called from any thread (the local engine calls them from its worker);
+callers hop to their own loop. The UI and the CLI import this module, `request.py`,
+`events.py` and `parameters.py` only, never the engine's internals (checked by lint-imports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from sdstudio.engine.events import Event, JobKind, JobState
+from sdstudio.engine.parameters import BY_NAME
+from sdstudio.engine.request import Family, GenerationRequest, ModelInfo, ModelRef
+
+Callback = Callable[[Event], None]
+
+
+class Feature(StrEnum):
+    PREVIEWS = "previews"  # Step events carry a preview image
+    INPAINT = "inpaint"
+    ONLY_MASKED = "only_masked"  # "inpaint only the masked area" with exact paste-back
+    LOCAL_FILES = "local_files"  # models open from paths on this machine
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, for the window's menus and the CLI's checks."""
+
+    name: str  # for a person: "this computer", or a server's address
+    samplers: tuple[str, ...]
+    families: frozenset[Family]
+    features: frozenset[Feature]
+    min_side: int = int(BY_NAME["width"].minimum or 64)
+    max_side: int = int(BY_NAME["width"].maximum or 4096)
+    max_batch_size: int = int(BY_NAME["batch_size"].maximum or 1)
+
+
+class JobHandle(Protocol):
+    """A submitted job. `request` is None for a model load (`kind` says which)."""
+
+    id: int
+    kind: JobKind
+    request: GenerationRequest | None
+    model_ref: ModelRef
+    state: JobState
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job's last event was delivered; False on timeout."""
+        ...
+
+
+class Backend(Protocol):
+    def submit(self, request: GenerationRequest, callback: Callback) -> JobHandle:
+        """Queue a generation; raises RuntimeError when the backend can take no more jobs."""
+        ...
+
+    def load_model(self, ref: ModelRef, callback: Callback) -> JobHandle:
+        """Queue a model load; later generations for `ref` use it."""
+        ...
+
+    def cancel(self, job: JobHandle) -> None:
+        """A pending job leaves the queue (Cancelled at once, from the caller's thread); the
+        running one stops at its next step. Ended jobs are left alone."""
+        ...
+
+    def cancel_all_pending(self) -> None: ...
+
+    def pending_jobs(self) -> list[JobHandle]: ...
+
+    def list_models(self) -> list[ModelRef]:
+        """Models this backend offers without a path from the person (e.g. the built-in one)."""
+        ...
+
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        """The loaded model, or None before the first successful load."""
+        ...
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel pending jobs, stop the running one and release the backend."""
+        ...
+
+
+def local_backend(device: str | None = None, dtype: str | None = None) -> Backend:
+    """The diffusers engine on this machine. Starts its worker thread, imports no torch yet."""
+    from sdstudio.engine.runner import Engine
+
+    return Engine(device=device, dtype=dtype)
+
+
+def builtin_model_available() -> bool:
+    """Whether the built-in model's files are installed."""
+    from sdstudio.engine.models import builtin_model_path
+
+    return (builtin_model_path() / "model_index.json").is_file()
