@@ -2,20 +2,20 @@
 
 They follow diffusers' own `get_dummy_components` pattern but keep the real SD shapes that
 matter to the app: a VAE that downscales by 8 with 4 latent channels, the real CLIP
-tokenizer shipped in resources/, and (for SDXL) two text encoders and size conditioning.
+tokenizer shipped in sdstudio/resources/, and (for SDXL) two text encoders and size conditioning.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+from sdstudio.resources import config_root
 
 
 def _tokenizer(subfolder: str = "tokenizer"):
     from transformers import CLIPTokenizer
 
-    return CLIPTokenizer.from_pretrained(RESOURCES / "configs" / "sd15" / subfolder)
+    return CLIPTokenizer.from_pretrained(config_root() / "sd15" / subfolder)
 
 
 def _vae():

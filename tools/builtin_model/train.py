@@ -1,6 +1,6 @@
 """Train the built-in model from scratch on procedural scenes, on the CPU, reproducibly.
 
-    python -m tools.builtin_model.train [--minutes-unet 60] [--out resources/models/builtin]
+    python -m tools.builtin_model.train [--minutes-unet 60] [--out sdstudio/resources/models/builtin]
 
 Stages (each resumable; state under tools/runs/builtin/, git-ignored):
 1. VAE on whole 128x128 scenes (L1 + MSE on the posterior mean, tiny latent penalty).
@@ -22,13 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sdstudio.resources import builtin_model_dir
 from tools.builtin_model.components import make_scheduler, make_text_encoder, make_unet, make_vae
 from tools.builtin_model.scenes import caption, training_example
 from tools.builtin_model.tokenizer import write_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "tools" / "runs" / "builtin"
-DEFAULT_OUT = ROOT / "resources" / "models" / "builtin"
+DEFAULT_OUT = builtin_model_dir()
 SEED = 1234
 
 
