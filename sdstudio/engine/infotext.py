@@ -6,22 +6,48 @@ Format (as A1111, Forge and Fooocus in A1111 mode write it)::
     Negative prompt: <negative, possibly several lines>
     Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 965400086, Size: 512x512, Model: name
 
-The last line holds `Key: value` pairs joined by ", "; a value holding ",", ":" or a
+The parameters line holds `Key: value` pairs joined by ", "; a value holding ",", ":" or a
 newline is JSON-quoted. Unknown keys survive a parse/format round trip in their order.
+
+Reading follows A1111's `parse_generation_parameters` (modules/infotext_utils.py), plus what
+files in the wild hold and A1111 trips on:
+
+- the parameters line is the last non-blank line with at least three pairs; lines after it
+  are accepted when they read as `Key: value` blocks (old Dynamic Prompts writes multi-line
+  `Template:` and `Negative Template:` there) and become parameters, never prompt text;
+- a value may be a JSON object or array holding ", " and ":" (Civitai's `Hashes: {...}`,
+  `Civitai resources: [...]`); it is kept as its raw text;
+- every line from the first one starting with "Negative prompt:" on is the negative prompt, so
+  a text whose first line starts with it has an empty prompt (as in A1111);
+- a `Prompt` or `Negative prompt` pair on the parameters line overrides the prompt lines (A1111
+  reads it that way too); `format_infotext` uses that to write prompts the plain layout
+  cannot carry;
+- CRLF line ends read as LF; prompt, negative prompt, keys and values are read without their
+  surrounding whitespace.
+
+The scanner is hand-written and runs in time linear in the text's length on any input: each
+character is looked at a bounded number of times (the only regexes are single character
+classes, which cannot backtrack). Parsing never raises.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 NEGATIVE_PREFIX = "Negative prompt:"
+PROMPT_KEY = "Prompt"
+NEGATIVE_KEY = "Negative prompt"
 
-# One `Key: value` pair: a quoted value may contain anything JSON allows.
-_PAIR = re.compile(r'\s*([\w \-/+().]+?):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-# The parameters line is the last line that reads like at least three pairs.
-_PARAMS_LINE = re.compile(r"^(?:\s*[\w \-/+().]+?:\s*(?:\"(?:\\.|[^\\\"])+\"|[^,]*)(?:,|$)){3,}\s*$")
+# A key starts with a word character; A1111 also writes spaces, "-" and "/", others "+().".
+_KEY = re.compile(r"\w[\w \-/+().]*")
+_SPACE = re.compile(r"\s*")
+_JSON_MARK = re.compile(r'[\[\]{}"]')
+_CLOSER = {"[": "]", "{": "}"}
+# A1111 takes a line as the parameters line from three pairs on.
+_MIN_PAIRS = 3
 
 
 @dataclass
@@ -32,9 +58,9 @@ class Infotext:
 
 
 def quote(value: object) -> str:
-    """Render one value, JSON-quoting it where it would break the `k: v, k: v` line."""
+    """Render one value, JSON-quoting it where the scanner would not read it back as it is."""
     text = _plain(value)
-    if any(c in text for c in ",:\n") or text.startswith('"'):
+    if _needs_quotes(text):
         return json.dumps(text, ensure_ascii=False)
     return text
 
@@ -42,10 +68,7 @@ def quote(value: object) -> str:
 def unquote(text: str) -> str:
     text = text.strip()
     if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
-        try:
-            return str(json.loads(text))
-        except json.JSONDecodeError:
-            return text
+        return _decode(text)
     return text
 
 
@@ -57,34 +80,234 @@ def _plain(value: object) -> str:
     return str(value)
 
 
-def format_infotext(prompt: str, negative_prompt: str, params: dict[str, object]) -> str:
-    """Write the A1111 text. Keys whose value is None or "" are left out."""
-    lines = [prompt]
-    if negative_prompt:
-        lines.append(f"{NEGATIVE_PREFIX} {negative_prompt}")
-    pairs = [f"{k}: {quote(v)}" for k, v in params.items() if v is not None and v != ""]
-    lines.append(", ".join(pairs))
-    return "\n".join(lines)
+def _needs_quotes(text: str) -> bool:
+    # ", " ends a value and "\n" the line; ":" is quoted as A1111 does; a leading quote or
+    # bracket would be read as a quoted or JSON value; outer whitespace would be stripped.
+    return (
+        text != text.strip() or text.startswith(('"', "[", "{")) or any(c in text for c in ",:\n\r")
+    )
+
+
+def _decode(token: str) -> str:
+    """A JSON string token's text; the token itself when it is not valid JSON."""
+    try:
+        value = json.loads(token, strict=False)
+    except ValueError:
+        return token
+    return value if isinstance(value, str) else token
+
+
+# --- the scanner ----------------------------------------------------------------------------
+
+
+def _quoted_end(line: str, start: int) -> int:
+    """Index just past the quote closing the one at `start`, or -1.
+
+    A value's opening quote follows ":" or whitespace, never a backslash, so a scan from one
+    stops at or before the next value's opening quote: the scans never overlap."""
+    j = start + 1
+    while True:
+        q = line.find('"', j)
+        if q < 0:
+            return -1
+        k = q
+        while k > j and line[k - 1] == "\\":
+            k -= 1
+        if (q - k) % 2 == 0:
+            return q + 1
+        j = q + 1
+
+
+def _bracket_end(line: str, start: int) -> int:
+    """Index just past the bracket closing the JSON object/array at `start`, or -1."""
+    closers: list[str] = []
+    j = start
+    while True:
+        m = _JSON_MARK.search(line, j)
+        if m is None:
+            return -1
+        ch, j = m.group(), m.end()
+        if ch == '"':
+            j = _quoted_end(line, m.start())
+            if j < 0:
+                return -1
+        elif ch in _CLOSER:
+            closers.append(_CLOSER[ch])
+        elif not closers or closers.pop() != ch:
+            return -1
+        if not closers:
+            return j
+
+
+def _value_stop(line: str, i: int) -> int:
+    comma = line.find(",", i)
+    return len(line) if comma < 0 else comma
+
+
+def _pairs(line: str) -> Iterator[tuple[str, str]]:
+    """The `Key: value` pairs of one line, in order; segments that are no pair are skipped."""
+    n = len(line)
+    i = 0
+    # One failed JSON scan may run to the line's end; after it JSON is no longer tried on this
+    # line, so a line of many unclosed "[" stays linear.
+    json_ok = True
+    while i < n:
+        i = _SPACE.match(line, i).end()
+        key = _KEY.match(line, i)
+        if key is None or key.end() >= n or line[key.end()] != ":":
+            i = _value_stop(line, i) + 1
+            continue
+        v = _SPACE.match(line, key.end() + 1).end()
+        stop = -1
+        value = ""
+        if v < n and line[v] == '"':
+            end = _quoted_end(line, v)
+            after = _SPACE.match(line, end).end() if end > 0 else -1
+            if end > 0 and (after == n or line[after] == ","):
+                value, stop = _decode(line[v:end]), after
+        elif json_ok and v < n and line[v] in _CLOSER:
+            end = _bracket_end(line, v)
+            if end < 0:
+                json_ok = False
+            else:
+                stop = _value_stop(line, end)
+                value = line[v:stop].strip()
+        if stop < 0:
+            stop = _value_stop(line, v)
+            value = line[v:stop].strip()
+        yield key.group().rstrip(), value
+        i = stop + 1
+
+
+def _is_params_line(line: str) -> bool:
+    found = []
+    for pair in _pairs(line):
+        found.append(pair[0])
+        if len(found) == _MIN_PAIRS:
+            return True
+    # Two pairs led by `Prompt` are how format_infotext escapes a prompt with no parameters.
+    return len(found) == 2 and found[0] == PROMPT_KEY
+
+
+def _line_key(line: str) -> tuple[str, str] | None:
+    """(key, rest) when `line` starts with `Key:`, as the lines after the parameters line do."""
+    key = _KEY.match(line)
+    if key is None or key.end() >= len(line) or line[key.end()] != ":":
+        return None
+    return key.group().rstrip(), line[key.end() + 1 :]
+
+
+def _find_params_line(lines: list[str], end: int) -> int | None:
+    """Index of the parameters line among lines[:end]: the last line of enough pairs that is
+    the last line or followed by `Key: value` lines."""
+    for at in range(end - 1, -1, -1):
+        if _is_params_line(lines[at]) and (at == end - 1 or _line_key(lines[at + 1])):
+            return at
+    return None
+
+
+def _block_params(lines: list[str]) -> dict[str, str]:
+    """`Key: value` lines after the parameters line; a line with no key continues the value
+    above it (Dynamic Prompts' templates keep their newlines)."""
+    params: dict[str, str] = {}
+    key = ""
+    parts: list[str] = []
+    for line in lines:
+        head = _line_key(line)
+        if head is None:
+            parts.append(line)
+            continue
+        if parts:
+            params[key] = "\n".join(parts).strip()
+        key, rest = head
+        parts = [rest]
+    if parts:
+        params[key] = "\n".join(parts).strip()
+    return params
+
+
+def _split_prompt(lines: list[str]) -> tuple[str, str]:
+    prompt: list[str] = []
+    negative: list[str] = []
+    target = prompt
+    for line in lines:
+        stripped = line.lstrip()
+        # As A1111: every such line drops its prefix, and from the first one on it is negative.
+        if stripped.startswith(NEGATIVE_PREFIX):
+            target = negative
+            line = stripped[len(NEGATIVE_PREFIX) :]
+        target.append(line)
+    return "\n".join(prompt).strip(), "\n".join(negative).strip()
+
+
+# --- public API -----------------------------------------------------------------------------
 
 
 def parse_params_line(line: str) -> dict[str, str]:
-    return {m.group(1).strip(): unquote(m.group(2)) for m in _PAIR.finditer(line) if m.group(1)}
+    """The pairs of one parameters line; a key given twice keeps its last value."""
+    return dict(_pairs(line))
 
 
 def parse_infotext(text: str | None) -> Infotext:
     """Read the A1111 text. Anything unreadable gives what could be read, never an exception."""
-    if not text:
+    if not isinstance(text, str) or not text:
         return Infotext()
-    lines = text.strip("\n").split("\n")
+    lines = text.replace("\r\n", "\n").split("\n")
+    end = len(lines)
+    while end and not lines[end - 1].strip():
+        end -= 1
+    at = _find_params_line(lines, end)
     params: dict[str, str] = {}
-    if lines and _PARAMS_LINE.match(lines[-1]):
-        params = parse_params_line(lines.pop())
-    prompt_lines: list[str] = []
-    negative_lines: list[str] = []
-    target = prompt_lines
-    for line in lines:
-        if target is prompt_lines and line.startswith(NEGATIVE_PREFIX):
-            target = negative_lines
-            line = line[len(NEGATIVE_PREFIX) :].lstrip()
-        target.append(line)
-    return Infotext("\n".join(prompt_lines), "\n".join(negative_lines), params)
+    if at is not None:
+        params = parse_params_line(lines[at])
+        params.update(_block_params(lines[at + 1 : end]))
+        end = at
+    prompt, negative = _split_prompt(lines[:end])
+    prompt = params.pop(PROMPT_KEY, prompt)
+    negative = params.pop(NEGATIVE_KEY, negative)
+    return Infotext(prompt, negative, params)
+
+
+def format_infotext(prompt: str, negative_prompt: str, params: dict[str, object]) -> str:
+    """Write the A1111 text. Keys whose value is None or renders as "" are left out.
+
+    The text always parses back to the same prompt, negative prompt and pairs (in order).
+    Where the plain layout would not (a prompt line starting with "Negative prompt:", a line
+    of the prompt that reads as parameters, whitespace at either end, CRLF, fewer than three
+    pairs), the parameters line also carries the prompt and negative prompt as JSON-quoted
+    `Prompt` and `Negative prompt` pairs, which A1111 reads too.
+
+    Raises ValueError for a key that cannot stand on the line: one that is no `\\w[\\w -/+().]*`
+    name, has outer whitespace, or is `Prompt`/`Negative prompt` (those are the prompt fields).
+    """
+    values: dict[str, str] = {}
+    for key, value in params.items():
+        text = "" if value is None else _plain(value)
+        if text:
+            values[_checked_key(key)] = text
+    head = [prompt] + ([f"{NEGATIVE_PREFIX} {negative_prompt}"] if negative_prompt else [])
+    plain = "\n".join([*head, _params_line(values)])
+    back = parse_infotext(plain)
+    if (back.prompt, back.negative_prompt) == (prompt, negative_prompt) and list(
+        back.params.items()
+    ) == list(values.items()):
+        return plain
+    escaped = {PROMPT_KEY: json.dumps(prompt, ensure_ascii=False)}
+    escaped[NEGATIVE_KEY] = json.dumps(negative_prompt, ensure_ascii=False)
+    pairs = [f"{k}: {v}" for k, v in escaped.items()]
+    return "\n".join([*head, ", ".join(pairs + ([_params_line(values)] if values else []))])
+
+
+def _checked_key(key: object) -> str:
+    if (
+        not isinstance(key, str)
+        or not _KEY.fullmatch(key)
+        or key != key.rstrip()
+        or key in (PROMPT_KEY, NEGATIVE_KEY)
+    ):
+        raise ValueError(f"{key!r} cannot be a key of the A1111 parameters line")
+    return key
+
+
+def _params_line(values: dict[str, str]) -> str:
+    return ", ".join(f"{k}: {quote(v)}" for k, v in values.items())
