@@ -111,11 +111,22 @@ _INSERT_COLUMNS = (
 )
 
 
-def insert(db: sqlite3.Connection, values: dict[str, object]) -> int:
-    """Add one row (inside the caller's transaction); `values` is keyed by column name."""
+def insert(
+    db: sqlite3.Connection, values: dict[str, object], *, keep_existing: bool = False
+) -> int | None:
+    """Add one row (inside the caller's transaction); `values` is keyed by column name.
+
+    When the file has a row already (another process indexed it from disk first), that row is
+    updated with `values`, or left as it is with `keep_existing` and None returned.
+    """
     names = [c for c in _INSERT_COLUMNS if c in values]
     marks = ",".join("?" * len(names))
+    updates = ",".join(f"{c} = excluded.{c}" for c in names if c != "file")
+    conflict = "DO NOTHING" if keep_existing or not updates else f"DO UPDATE SET {updates}"
     cur = db.execute(
-        f"INSERT INTO images ({','.join(names)}) VALUES ({marks})", [values[c] for c in names]
+        f"INSERT INTO images ({','.join(names)}) VALUES ({marks}) ON CONFLICT(file) {conflict}",
+        [values[c] for c in names],
     )
-    return int(cur.lastrowid or 0)
+    if cur.rowcount == 0:
+        return None
+    return int(db.execute("SELECT id FROM images WHERE file = ?", (values["file"],)).fetchone()[0])

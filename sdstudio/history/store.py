@@ -297,12 +297,13 @@ class HistoryStore:
 
         Only files inside the history folder are ever deleted, whatever an index row says.
         """
-        doomed = self.page(Query(trashed=True), limit=1 << 30)
         try:
-            for image in doomed:  # files first: a row left without its file is dropped at next start
-                self._unlink(TRASH_DIR, image.file, IMAGES_DIR)
-                self._unlink("", image.thumbnail or thumbnail_name(image.file), THUMBS_DIR)
+            # The write lock first, so a busy index stops this before any file is deleted.
             with self._write("empty the trash") as db:
+                doomed = queries.page(db, Query(trashed=True), 1 << 30)
+                for image in doomed:  # files first: a row left without its file is dropped at next start
+                    self._unlink(TRASH_DIR, image.file, IMAGES_DIR)
+                    self._unlink("", image.thumbnail or thumbnail_name(image.file), THUMBS_DIR)
                 db.executemany("DELETE FROM images WHERE id = ?", [(i.id,) for i in doomed])
                 inputs = {f for i in doomed for f in (i.init_file, i.mask_file) if f}
                 still_used = {

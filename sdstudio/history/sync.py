@@ -3,6 +3,11 @@
 Run when the store opens: images missing from the index (a crash between file and row, a
 deleted or rebuilt index) are indexed from their own metadata, rows whose file is gone
 are dropped, and the trash flag follows the folder a file is in.
+
+Another process may save, trash or open the same history meanwhile: the rows are read before
+the folders, a row is dropped only if its file is still nowhere inside the write transaction,
+and a file that process indexed first keeps that row. Any file, however hostile, gives a row
+(as far as it can be read) and never stops the history from opening.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from sdstudio.engine.pngmeta import read_png_text
+from sdstudio.fileio import stale_temp_files
 from sdstudio.history import queries
-from sdstudio.history.files import stale_temp_files
 from sdstudio.history.layout import (
     IMAGE_SUFFIXES,
     IMAGES_DIR,
@@ -25,7 +30,7 @@ from sdstudio.history.layout import (
     TRASH_DIR,
     thumbnail_name,
 )
-from sdstudio.history.metadata import describe, history_links
+from sdstudio.history.metadata import clean_text, describe, history_links
 
 
 @dataclass
@@ -52,11 +57,13 @@ def sync_with_disk(db: sqlite3.Connection, root: Path) -> SyncReport:
     for folder in (root / IMAGES_DIR, root / TRASH_DIR, root / THUMBS_DIR, root / INPUTS_DIR):
         for tmp in stale_temp_files(folder):
             tmp.unlink(missing_ok=True)
-    disk = scan(root)
+    # Rows before files: a file saved meanwhile is then at worst indexed twice (the second
+    # insert is ignored), never taken for a row whose file is gone.
     rows = {
         file: (rid, bool(t)) for rid, file, t in db.execute("SELECT id, file, trashed FROM images")
     }
-    gone = [rid for file, (rid, _) in rows.items() if file not in disk]
+    disk = scan(root)
+    gone = [(rid, file) for file, (rid, _) in rows.items() if file not in disk]
     flips = [(int(disk[f]), rid) for f, (rid, t) in rows.items() if f in disk and t != disk[f]]
     new = [_row_from_file(root, f, trashed) for f, trashed in disk.items() if f not in rows]
     if not (gone or flips or new):
@@ -64,12 +71,16 @@ def sync_with_disk(db: sqlite3.Connection, root: Path) -> SyncReport:
     new.sort(key=lambda values: values["created"])  # ids follow time, as for saved images
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.executemany("DELETE FROM images WHERE id = ?", [(rid,) for rid in gone])
+        # A file moved to or from the trash while the folders were read is still somewhere.
+        gone = [(rid, f) for rid, f in gone if not _still_there(root, f)]
+        db.executemany("DELETE FROM images WHERE id = ?", [(rid,) for rid, _ in gone])
         db.executemany("UPDATE images SET trashed = ? WHERE id = ?", flips)
+        added = 0
         for values in new:
             parent = values.pop("parent_file", None)
-            rid = queries.insert(db, values)
-            if parent:
+            rid = queries.insert(db, values, keep_existing=True)
+            added += rid is not None
+            if parent and rid is not None:
                 db.execute(
                     "UPDATE images SET parent_id = (SELECT id FROM images WHERE file = ?) WHERE id = ?",
                     (parent, rid),
@@ -78,27 +89,35 @@ def sync_with_disk(db: sqlite3.Connection, root: Path) -> SyncReport:
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return SyncReport(added=len(new), dropped=len(gone))
+    return SyncReport(added=added, dropped=len(gone))
+
+
+def _still_there(root: Path, file: str) -> bool:
+    return os.path.lexists(root / file) or os.path.lexists(root / TRASH_DIR / file)
 
 
 def _row_from_file(root: Path, file: str, trashed: bool) -> dict[str, Any]:
+    """The row of an image found on disk; a file nothing can be read from still gets one."""
     path = root / TRASH_DIR / file if trashed else root / file
+    try:
+        return _row_from_metadata(root, path, file, trashed)
+    except Exception:  # noqa: BLE001 - one foreign file must never stop the history opening
+        return {"created": _mtime(path), "file": file, "trashed": int(trashed)}
+
+
+def _row_from_metadata(root: Path, path: Path, file: str, trashed: bool) -> dict[str, Any]:
     parameters, settings = read_png_text(path)
     d = describe(parameters, settings)
-    links = history_links(settings)
+    links = history_links(settings, root)
     width, height = d.width, d.height
     if width is None or height is None:
         width, height = _image_size(path)
     thumb = thumbnail_name(file)
-    try:
-        created = float(links.get("created") or path.stat().st_mtime)
-    except (TypeError, ValueError, OSError):
-        created = 0.0
     return {
-        "created": created,
+        "created": links.get("created") or _mtime(path),
         "prompt": d.prompt,
         "negative": d.negative_prompt,
-        "parameters": parameters,
+        "parameters": clean_text(parameters) if parameters is not None else None,
         "settings": _settings_text(settings),
         "file": file,
         "thumbnail": thumb if (root / thumb).exists() else None,
@@ -114,8 +133,20 @@ def _row_from_file(root: Path, file: str, trashed: bool) -> dict[str, Any]:
     }
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def _settings_text(settings: dict[str, Any] | None) -> str | None:
-    return json.dumps(settings, ensure_ascii=False, sort_keys=True) if settings else None
+    if not settings:
+        return None
+    try:
+        return clean_text(json.dumps(settings, ensure_ascii=False, sort_keys=True))
+    except (TypeError, ValueError, RecursionError):  # keys of mixed types, nesting too deep
+        return None
 
 
 def _image_size(path: Path) -> tuple[int | None, int | None]:
@@ -124,5 +155,5 @@ def _image_size(path: Path) -> tuple[int | None, int | None]:
     try:
         with Image.open(path) as im:
             return im.size
-    except (OSError, ValueError, SyntaxError):
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds on a malformed file (bombs too)
         return None, None

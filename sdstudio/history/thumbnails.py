@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sdstudio.history.files import write_atomic
+from sdstudio.fileio import write_atomic
 
 if TYPE_CHECKING:
     from PIL.Image import Image
