@@ -93,6 +93,11 @@ class HistoryStore:
             notices.append(
                 f"{report.added} images on disk were missing from the history and were added back."
             )
+        if report.unnamed:
+            notices.append(
+                f"{report.unnamed} image files in {root / 'images'} were skipped: their names are "
+                "not valid text (rename them to show them in the history)."
+            )
         return cls(root, db, notices)
 
     def close(self) -> None:

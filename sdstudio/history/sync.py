@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,20 +38,48 @@ from sdstudio.history.metadata import clean_text, describe, history_links
 class SyncReport:
     added: int = 0  # files indexed from their metadata
     dropped: int = 0  # rows whose file was gone
+    unnamed: int = 0  # files skipped: their names are not text the index can hold
 
 
-def scan(root: Path) -> dict[str, bool]:
-    """Every image file of the history: relative path ("images/...") -> is it in the trash."""
+def scan(root: Path) -> tuple[dict[str, bool], int]:
+    """Every image file of the history: relative path ("images/...") -> is it in the trash;
+    and how many were skipped for a file name that is not valid UTF-8.
+
+    Only regular files (or links to them) count: a pipe or device named .png would block the
+    read of its metadata forever. Links to folders are not followed, as with os.walk.
+    """
     found: dict[str, bool] = {}
+    unnamed = 0
     # The trash first, so a file present in both places counts as not trashed.
     for trashed, base in ((True, root / TRASH_DIR), (False, root)):
-        top = base / IMAGES_DIR
-        for folder, _dirs, names in os.walk(top):
-            rel = Path(folder).relative_to(base).as_posix()
-            for name in names:
-                if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
-                    found[f"{rel}/{name}"] = trashed
-    return found
+        for rel in _image_files(base, IMAGES_DIR):
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable bytes (surrogateescape): SQLite refuses it
+                unnamed += 1
+                continue
+            found[rel] = trashed
+    return found, unnamed
+
+
+def _image_files(base: Path, top: str) -> Iterator[str]:
+    stack = [top]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = list(os.scandir(base / rel))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(f"{rel}/{entry.name}")
+                elif entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file():
+                    yield f"{rel}/{entry.name}"
+            except OSError:
+                continue
 
 
 def sync_with_disk(db: sqlite3.Connection, root: Path) -> SyncReport:
@@ -62,12 +91,12 @@ def sync_with_disk(db: sqlite3.Connection, root: Path) -> SyncReport:
     rows = {
         file: (rid, bool(t)) for rid, file, t in db.execute("SELECT id, file, trashed FROM images")
     }
-    disk = scan(root)
+    disk, unnamed = scan(root)
     gone = [(rid, file) for file, (rid, _) in rows.items() if file not in disk]
     flips = [(int(disk[f]), rid) for f, (rid, t) in rows.items() if f in disk and t != disk[f]]
     new = [_row_from_file(root, f, trashed) for f, trashed in disk.items() if f not in rows]
     if not (gone or flips or new):
-        return SyncReport()
+        return SyncReport(unnamed=unnamed)
     new.sort(key=lambda values: values["created"])  # ids follow time, as for saved images
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -89,7 +118,7 @@ def sync_with_disk(db: sqlite3.Connection, root: Path) -> SyncReport:
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return SyncReport(added=added, dropped=len(gone))
+    return SyncReport(added=added, dropped=len(gone), unnamed=unnamed)
 
 
 def _still_there(root: Path, file: str) -> bool:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from sdstudio.engine.pngmeta import read_png_text
 from sdstudio.history import HistoryStore, Query
-from sdstudio.history.metadata import describe, history_links
+from sdstudio.history.metadata import describe, fields_from_file, history_links
 from sdstudio.history.schema import SCHEMA
 from tests.history.history_helpers import a1111_text, write_png
 
@@ -151,6 +151,27 @@ def test_a_hostile_file_never_stops_the_history_and_is_read_as_far_as_it_can_be(
     _assert_storable(hostile)
     assert hostile.prompt == HOSTILE[case][1]
     assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store.close()
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_a_dropped_hostile_file_gives_a_reason_never_an_exception(tmp_path):
+    for case in HOSTILE:
+        _write_hostile(tmp_path, case)
+    for path in tmp_path.iterdir():
+        fields, reason = fields_from_file(path)
+        assert (fields is None) == bool(reason)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="byte file names and pipes are POSIX")
+def test_a_pipe_or_an_undecodable_name_never_blocks_or_breaks_the_opening(tmp_path, drop_png):
+    drop_png("good.png", a1111_text("good"))
+    folder = os.fsencode(tmp_path / "images" / "2024-05-06")
+    write_png(Path(os.fsdecode(folder + b"/bad-\xff-name.png")), a1111_text("bad name"))
+    os.mkfifo(tmp_path / "images" / "2024-05-06" / "pipe.png")  # reading it would wait forever
+    store = HistoryStore.open(tmp_path)
+    assert [i.prompt for i in store.page()] == ["good"]
+    assert store.notices[-1].startswith(f"1 image files in {tmp_path / 'images'} were skipped")
     store.close()
 
 
