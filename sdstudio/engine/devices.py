@@ -1,10 +1,12 @@
-"""Which device and number format a model runs in: CUDA fp16, then MPS fp32, then CPU fp32.
+"""Which device and number format a model runs in: CUDA fp16/bf16, MPS fp32, CPU bf16/fp32.
 
 torch is imported inside the functions so that importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,13 +38,19 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtype:
-    """The requested dtype, or float16 on CUDA and float32 on Apple MPS and the CPU.
+CPU_FLOAT16_REFUSAL = (
+    "float16 is not usable on the CPU: most of its operations run there hundreds of times "
+    "slower than in float32. Choose bfloat16 or float32, or leave the precision automatic"
+)
+# /proc/cpuinfo flags of CPUs with bfloat16 arithmetic that PyTorch's CPU kernels (oneDNN) use:
+# Intel AMX and AVX-512 BF16 on x86, FEAT_BF16 ("bf16" in "Features") on ARM (Graviton 3 on).
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})
 
-    MPS gets float32 as in diffusers' MPS guide: in fp16 the SD 1.x/2.x pipelines decode with the
-    VAE in fp16 too (black or NaN images on many VAEs), and SDXL fp16 on MPS has NaN reports
-    (diffusers #11229); a person with a small Mac can still ask for float16.
-    Half precision on the CPU is slow and poorly supported, so it is only used when asked for.
+
+def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtype:
+    """The requested dtype, else the automatic one (see `automatic_dtype_name`).
+
+    float16 on the CPU is refused (ValueError): it is slow beyond use there.
     On CUDA, a VAE that overflows in fp16 (SDXL's) is kept safe by diffusers itself through the
     VAE config's `force_upcast`, so one dtype for the whole model is enough here.
     """
@@ -52,8 +60,53 @@ def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtyp
         name = DTYPE_NAMES.get(requested.lower())
         if name is None:
             raise ValueError(f"unknown dtype {requested!r} (use float16, bfloat16 or float32)")
+        if name == "float16" and device.type == "cpu":
+            raise ValueError(CPU_FLOAT16_REFUSAL + f" ({automatic_dtype_name(device)} on this CPU).")
         return getattr(torch, name)
-    return torch.float16 if device.type == "cuda" else torch.float32
+    return getattr(torch, automatic_dtype_name(device))
+
+
+def automatic_dtype_name(device: torch.device) -> str:
+    """The precision a model runs in on `device` when the person does not choose."""
+    import torch
+
+    cuda_bf16 = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return default_dtype_name(device.type, cpu_bf16=cpu_runs_bf16_well(), cuda_bf16=cuda_bf16)
+
+
+def default_dtype_name(device_type: str, *, cpu_bf16: bool, cuda_bf16: bool) -> str:
+    """float16 on CUDA, bfloat16 there when the GPU has it (fp16's range without its VAE
+    overflows); float32 on Apple MPS; bfloat16 on a CPU with bf16 arithmetic, else float32.
+
+    MPS gets float32 as in diffusers' MPS guide: in fp16 the SD 1.x/2.x pipelines decode with the
+    VAE in fp16 too (black or NaN images on many VAEs), and SDXL fp16 on MPS has NaN reports
+    (diffusers #11229); a person with a small Mac can still ask for float16.
+    On a CPU without bf16 instructions, bfloat16 is emulated and slower than float32.
+    """
+    if device_type == "cuda":
+        return "bfloat16" if cuda_bf16 else "float16"
+    if device_type == "cpu" and cpu_bf16:
+        return "bfloat16"
+    return "float32"
+
+
+def cpu_runs_bf16_well(flags: frozenset[str] | None = None) -> bool:
+    """Whether this CPU (or one with these cpuinfo `flags`) has bfloat16 arithmetic."""
+    return bool((_cpu_flags() if flags is None else flags) & BF16_CPU_FLAGS)
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    """The CPU feature flags from /proc/cpuinfo (Linux); empty elsewhere, which means float32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
 
 
 def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:

@@ -88,7 +88,12 @@ def test_loads_a_folder_with_progress(tiny_sd1):
     seen = []
     model = load_model(ModelRef(str(tiny_sd1)), lambda message, fraction: seen.append((message, fraction)))
     info = model.info
-    assert (info.family, info.inpaint_unet, info.device, info.dtype) == ("sd1", False, "cpu", "float32")
+    import torch
+
+    from sdstudio.engine.devices import automatic_dtype_name
+
+    automatic = automatic_dtype_name(torch.device("cpu"))  # bfloat16 where the CPU has it
+    assert (info.family, info.inpaint_unet, info.device, info.dtype) == ("sd1", False, "cpu", automatic)
     assert info.name == tiny_sd1.name and info.source == str(tiny_sd1)
     assert seen[-1][1] == 1.0 and len(seen) >= 3
     assert model.base.safety_checker is None
@@ -259,29 +264,175 @@ def test_hub_id_from_the_local_cache(tiny_sd1, tmp_path, monkeypatch):
     assert "Reading someone/tiny-sd" in seen
 
 
-def test_default_dtype_per_device():
+@pytest.mark.parametrize(
+    ("device", "cpu_bf16", "cuda_bf16", "expected"),
+    [
+        ("cuda", False, False, "float16"),
+        ("cuda", False, True, "bfloat16"),
+        ("mps", True, False, "float32"),
+        ("cpu", True, False, "bfloat16"),
+        ("cpu", False, False, "float32"),
+    ],
+)
+def test_default_dtype_per_device(device, cpu_bf16, cuda_bf16, expected):
+    from sdstudio.engine.devices import default_dtype_name
+
+    assert default_dtype_name(device, cpu_bf16=cpu_bf16, cuda_bf16=cuda_bf16) == expected
+
+
+def test_cpu_bf16_from_its_flags():
+    from sdstudio.engine.devices import cpu_runs_bf16_well
+
+    assert cpu_runs_bf16_well(frozenset({"avx2", "avx512f", "amx_bf16"}))
+    assert cpu_runs_bf16_well(frozenset({"avx512_bf16"}))
+    assert cpu_runs_bf16_well(frozenset({"fp", "asimd", "bf16"}))  # aarch64 FEAT_BF16
+    assert not cpu_runs_bf16_well(frozenset({"avx2", "avx512f", "fma"}))
+
+
+def test_requested_dtypes_and_cpu_float16_refused(tiny_sd1):
     import torch
 
-    from sdstudio.engine.devices import pick_dtype
+    from sdstudio.engine.devices import automatic_dtype_name, pick_dtype
 
-    assert pick_dtype(torch.device("cuda")) == torch.float16
-    assert pick_dtype(torch.device("mps")) == torch.float32
-    assert pick_dtype(torch.device("cpu")) == torch.float32
     assert pick_dtype(torch.device("cuda"), "fp32") == torch.float32
-    assert pick_dtype(torch.device("cpu"), "half") == torch.float16
+    assert pick_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    assert pick_dtype(torch.device("cpu")) == getattr(torch, automatic_dtype_name(torch.device("cpu")))
+    with pytest.raises(ValueError, match="float16 is not usable on the CPU"):
+        pick_dtype(torch.device("cpu"), "half")
+    with pytest.raises(ModelLoadError, match="Cannot load .*float16 is not usable on the CPU.*bfloat16 or float32"):
+        load_model(ModelRef(str(tiny_sd1), device="cpu", dtype="float16"))
 
 
-def test_out_of_memory_is_not_hidden_as_a_load_error(tiny_sd1, monkeypatch):
-    """The runner tells the person what to lower on OOM; a ModelLoadError would hide that."""
+def test_the_loaded_precision_is_the_one_reported(tiny_sd1):
+    model = load_model(ModelRef(str(tiny_sd1), device="cpu", dtype="bfloat16"))
+    assert model.info.dtype == "bfloat16" and model.unet.dtype == model.vae.dtype == model.dtype
+    assert str(model.pipeline(Mode.IMG2IMG).unet.dtype) == "torch.bfloat16"
+
+
+def test_out_of_memory_while_loading_says_what_helps(tiny_sd1, monkeypatch):
+    """The runner shows str(exc) of a LoadOutOfMemory: it must name the remedies and figures."""
     import torch
     from diffusers import StableDiffusionPipeline
+
+    from sdstudio.engine import memory
+    from sdstudio.engine.devices import is_out_of_memory
+    from sdstudio.engine.memory import LoadOutOfMemory
 
     def no_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(StableDiffusionPipeline, "from_pretrained", no_memory)
-    with pytest.raises(torch.OutOfMemoryError):
-        load_model(ModelRef(str(tiny_sd1)))
+    monkeypatch.setattr(memory, "free_ram_bytes", lambda: 3 * 10**9)
+    with pytest.raises(LoadOutOfMemory) as caught:
+        load_model(ModelRef(str(tiny_sd1), device="cpu", dtype="float32"))
+    message = str(caught.value)
+    assert is_out_of_memory(caught.value)
+    assert message.startswith(f"Out of memory while loading {tiny_sd1.name}.")
+    assert "It needs about" in message and "in float32; 3.0 GB of RAM was free" in message
+    assert "close other programs" in message and "choose bfloat16" in message
+
+
+def test_warns_before_loading_a_model_that_will_not_fit(tiny_sd1, monkeypatch):
+    from sdstudio.engine import memory
+
+    monkeypatch.setattr(memory, "free_ram_bytes", lambda: 1000)
+    seen = []
+    model = load_model(ModelRef(str(tiny_sd1), device="cpu", dtype="float32"), lambda m, f: seen.append((m, f)))
+    (warning,) = model.warnings
+    assert f"{tiny_sd1.name} needs about" in warning and "of RAM in float32 and 0 MB is free" in warning
+    assert "choose bfloat16 (half the memory)" in warning
+    assert (warning, None) in seen
+
+    monkeypatch.setattr(memory, "free_ram_bytes", lambda: 10**12)
+    assert load_model(ModelRef(str(tiny_sd1), device="cpu", dtype="float32")).warnings == ()
+
+
+def test_folder_weight_count_from_headers(tiny_sdxl):
+    model = load_model(ModelRef(str(tiny_sdxl), device="cpu", dtype="float32"))
+    counted = models.folder_numels(tiny_sdxl)
+    assert set(counted) == {"unet", "vae", "text_encoder", "text_encoder_2"}
+    for name, n in counted.items():
+        assert n == sum(p.numel() for p in getattr(model.base, name).state_dict().values()), name
+
+
+def test_memory_savers_follow_the_settings(tiny_sd1):
+    from diffusers.models.attention_processor import SlicedAttnProcessor
+
+    from sdstudio.engine.memory import MemoryOptions
+
+    model = load_model(ModelRef(str(tiny_sd1), device="cpu", dtype="float32"),
+                       memory=MemoryOptions(vae_tiling=True, attention_slicing=True))
+    plan = model.apply_job_memory(64, 64)
+    assert plan.vae_tiling and plan.attention_slicing and model.vae.use_tiling
+    assert all(isinstance(p, SlicedAttnProcessor) for p in model.unet.attn_processors.values())
+    assert model.pipeline(Mode.IMG2IMG).vae.use_tiling  # one VAE and UNet for every mode
+
+    model.memory = MemoryOptions()  # automatic: a 64x64 image needs neither on a CPU
+    assert model.apply_job_memory(64, 64) == type(plan)(vae_tiling=False, attention_slicing=False)
+    assert not model.vae.use_tiling
+    assert not any(isinstance(p, SlicedAttnProcessor) for p in model.unet.attn_processors.values())
+
+
+def test_model_offload_hooks_every_mode_pipeline(tiny_sd1):
+    """Offload needs a GPU to save anything, but accelerate's hooks run on the CPU too: each
+    mode's pipeline gets its own hook list, and generating through it still works."""
+    import torch
+
+    model = load_model(ModelRef(str(tiny_sd1), device="cpu", dtype="float32"))
+    models._place(model.base, model.device, "model", "tiny")
+    model.offload = "model"
+    img2img = model.pipeline(Mode.IMG2IMG)
+    assert img2img is not model.base and len(img2img._all_hooks) == len(model.base._all_hooks) > 0
+    image = Image.new("RGB", (64, 64), (120, 90, 60))
+    out = img2img("a fox", image=image, strength=0.5, num_inference_steps=2, output_type="np",
+                  generator=torch.Generator().manual_seed(0)).images
+    assert out.shape == (1, 64, 64, 3)
+
+
+# ---- bad folders: one clear sentence, never a traceback (issue 9) -------------------------
+
+
+def _copy(folder, tmp_path, name):
+    return shutil.copytree(folder, tmp_path / name)
+
+
+def test_in_channels_as_text_says_what_is_wrong(tiny_sd1, tmp_path):
+    copy = _copy(tiny_sd1, tmp_path, "text-channels")
+    config = json.loads((copy / "unet" / "config.json").read_text())
+    (copy / "unet" / "config.json").write_text(json.dumps(config | {"in_channels": "4"}))
+    with pytest.raises(ModelLoadError, match="in_channels as '4', which is not a whole number"):
+        load_model(ModelRef(str(copy)))
+
+
+@pytest.mark.parametrize("value", [5, "unet", [1, 2], {"a": 1}, ["diffusers"]])
+def test_model_index_with_a_non_component(tiny_sd1, tmp_path, value):
+    copy = _copy(tiny_sd1, tmp_path, "bad-index")
+    index = json.loads((copy / "model_index.json").read_text())
+    (copy / "model_index.json").write_text(json.dumps(index | {"unet": value}))
+    with pytest.raises(ModelLoadError, match=r'model_index.json is damaged: "unet" should name a library and a class'):
+        load_model(ModelRef(str(copy)))
+
+
+def test_model_index_that_is_not_an_object(tiny_sd1, tmp_path):
+    copy = _copy(tiny_sd1, tmp_path, "list-index")
+    (copy / "model_index.json").write_text("[1, 2]")
+    with pytest.raises(ModelLoadError, match="model_index.json is damaged: it holds list"):
+        load_model(ModelRef(str(copy)))
+
+
+def test_pickle_weights_in_a_folder_need_the_same_opt_in(tiny_sd1, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    copy = _copy(tiny_sd1, tmp_path, "pickled")
+    unet = UNet2DConditionModel.from_pretrained(copy / "unet")
+    for file in (copy / "unet").glob("*.safetensors"):
+        file.unlink()
+    unet.save_pretrained(copy / "unet", safe_serialization=False)
+    with pytest.raises(ModelLoadError) as folder_error:
+        load_model(ModelRef(str(copy)))
+    assert str(folder_error.value) == str(models.pickle_refusal("pickled/unet/diffusion_pytorch_model.bin", ".bin"))
+    assert "can run arbitrary code" in str(folder_error.value)
+    assert load_model(ModelRef(str(copy), allow_pickle=True)).info.family == "sd1"
 
 
 def test_folder_saved_as_fp16_variant(tmp_path):

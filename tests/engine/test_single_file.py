@@ -304,3 +304,119 @@ def test_pickle_with_python_objects_is_refused_even_when_allowed(tmp_path):
     torch.save({"state_dict": {"x": torch.zeros(1)}, "callbacks": TrainerCallback()}, ckpt)
     with pytest.raises(ModelLoadError, match="trainer.ckpt.*Python objects besides the weights"):
         load_model(ModelRef(str(ckpt), allow_pickle=True))
+
+
+# ---- streaming: one component at a time, in the target dtype --------------------------------
+
+
+def test_unet_key_with_a_wrong_shape_is_one_clear_error(tmp_path, tiny_checkpoints):
+    import torch
+    from safetensors.torch import save_file
+
+    with pytest.raises(ValueError, match=r"first layer has shape \[320\], not the 4 dimensions"):
+        checkpoint_family({U + "input_blocks.0.0.weight": (320,)})
+    flat = tmp_path / "flat.safetensors"
+    save_file({U + "input_blocks.0.0.weight": torch.zeros(320)}, str(flat))
+    with pytest.raises(ModelLoadError, match="flat.safetensors cannot be loaded: its UNet's first layer"):
+        load_model(ModelRef(str(flat)), config_root=tiny_checkpoints["root"])
+
+
+def test_safetensors_reader_matches_the_library(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from sdstudio.engine.single_file import SafetensorsFile
+
+    tensors = {"a.w": torch.randn(3, 5), "a.half": torch.randn(7).half(), "a.ids": torch.arange(6).reshape(2, 3),
+               "a.scalar": torch.tensor(2.5), "a.empty": torch.zeros(0, 4), "b.w": torch.randn(2, 2)}
+    path = tmp_path / "t.safetensors"
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    reader = SafetensorsFile(path)
+    assert reader.shapes == {k: tuple(v.shape) for k, v in tensors.items()}
+    read = reader.tensors("a.", None)
+    reference = load_file(str(path))
+    assert set(read) == {k for k in tensors if k.startswith("a.")}
+    assert all(torch.equal(read[k], reference[k]) and read[k].dtype == reference[k].dtype for k in read)
+    as_bf16 = reader.tensors("a.", torch.bfloat16)
+    assert as_bf16["a.w"].dtype == as_bf16["a.half"].dtype == torch.bfloat16
+    assert as_bf16["a.ids"].dtype == torch.int64  # only floating point weights change precision
+    assert torch.equal(as_bf16["a.w"], reference["a.w"].bfloat16())
+
+
+def _header_file(path, header, data=b""):
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "words"),
+    [
+        ([1, 2], b"", "not a table of tensors"),
+        ({"x": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 4, "outside the file"),
+        ({"x": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\0" * 8, "wrong size"),
+        ({"x": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8, "unknown number format"),
+        ({"x": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "entry for 'x' is damaged"),
+        ({"x": {"dtype": "F32", "shape": [2], "data_offsets": "0-8"}}, b"\0" * 8, "entry for 'x' is damaged"),
+        ({"x": 5}, b"", "entry for 'x' is damaged"),
+    ],
+)
+def test_damaged_safetensors_headers(tmp_path, header, data, words):
+    path = _header_file(tmp_path / "bad.safetensors", header, data)
+    with pytest.raises(ModelLoadError, match=f"bad.safetensors cannot be read: the file is damaged.*{words}"):
+        load_model(ModelRef(str(path)))
+
+
+def test_checkpoint_streams_each_component_once_in_the_target_dtype(tiny_checkpoints, monkeypatch):
+    """The whole file is never read as one state dict (what diffusers' from_single_file does):
+    each component's tensors are read on their own, already in the dtype the model runs in."""
+    import safetensors.torch
+    import torch
+    from diffusers.loaders import single_file_utils
+
+    from sdstudio.engine.single_file import SafetensorsFile
+
+    def whole_file(*args, **kwargs):
+        raise AssertionError("the whole checkpoint was loaded at once")
+
+    monkeypatch.setattr(single_file_utils, "load_single_file_checkpoint", whole_file)
+    monkeypatch.setattr(safetensors.torch, "load_file", whole_file)
+    reads = []
+    original = SafetensorsFile.tensors
+
+    def spy(self, prefix, dtype):
+        out = original(self, prefix, dtype)
+        reads.append((prefix, {t.dtype for t in out.values() if t.is_floating_point()}))
+        return out
+
+    monkeypatch.setattr(SafetensorsFile, "tensors", spy)
+    model = load_model(ModelRef(str(tiny_checkpoints["sdxl"]), dtype="bfloat16"), config_root=tiny_checkpoints["root"])
+    assert [prefix for prefix, _ in reads] == [
+        "model.diffusion_model.", "first_stage_model.", "conditioner.embedders.0.transformer.",
+        "conditioner.embedders.1."]
+    assert all(dtypes == {torch.bfloat16} for _, dtypes in reads)
+    assert model.info.dtype == "bfloat16" and model.unet.dtype == torch.bfloat16
+
+
+def test_component_sizes_from_the_header(tiny_checkpoints):
+    from sdstudio.engine.single_file import component_numels, inspect_checkpoint
+
+    plan = inspect_checkpoint(tiny_checkpoints["sdxl"], tiny_checkpoints["root"])
+    model = load_model(ModelRef(str(tiny_checkpoints["sdxl_folder"])))
+    numels = component_numels(plan.checkpoint.shapes, "sdxl")
+    assert numels == plan.numels
+    assert numels["unet"] == sum(p.numel() for p in model.unet.parameters())
+    assert numels["vae"] == sum(p.numel() for p in model.vae.parameters())
+
+
+def test_out_of_memory_loading_a_checkpoint_suggests_its_folder(tiny_checkpoints, monkeypatch):
+    from diffusers import UNet2DConditionModel
+
+    from sdstudio.engine.memory import LoadOutOfMemory
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1000 bytes")
+
+    monkeypatch.setattr(UNet2DConditionModel, "from_single_file", no_memory)
+    with pytest.raises(LoadOutOfMemory, match="Out of memory while loading tiny-sd1.*diffusers folder"):
+        load_model(ModelRef(str(tiny_checkpoints["sd1"]), dtype="float32"), config_root=tiny_checkpoints["root"])
