@@ -242,6 +242,8 @@ class HistoryStore:
         """The thumbnail file, made now from the image if missing (call off the UI thread);
         None when the image file cannot be read."""
         name = image.thumbnail or thumbnail_name(image.file)
+        if contained(self.root, name, THUMBS_DIR) is None:  # an old index may say anything
+            name = thumbnail_name(image.file)
         path = self.root / name
         if path.exists():
             return path

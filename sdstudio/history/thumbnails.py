@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 THUMBNAIL_SIZE = 256
+# A foreign file may declare 13000x13000 in a few hundred KB; decoding it would take 500 MB.
+# Larger than any upscaled render (an 8K image is 33 M pixels), such a file gets no thumbnail.
+MAX_SOURCE_PIXELS = 50_000_000
 
 
 def save_thumbnail(image: Image, path: Path, size: int = THUMBNAIL_SIZE) -> Path:
@@ -31,6 +34,8 @@ def thumbnail_from_file(source: Path, path: Path, size: int = THUMBNAIL_SIZE) ->
     try:
         with PILImage.open(source) as im:
             im.draft("RGB", (size, size))  # JPEG sources decode at reduced size
+            if im.width * im.height > MAX_SOURCE_PIXELS:
+                return None
             return save_thumbnail(im, path, size)
-    except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds on a malformed foreign file
         return None

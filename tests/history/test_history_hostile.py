@@ -241,6 +241,20 @@ def test_empty_trash_never_deletes_outside_the_folder_whatever_an_old_index_says
     store.close()
 
 
+def test_thumbnails_are_made_inside_the_folder_and_never_of_giant_images(tmp_path, drop_png, victim, monkeypatch):
+    drop_png("a.png", a1111_text("a"))
+    store = HistoryStore.open(tmp_path)
+    image = store.page()[0]
+    store._db.execute("UPDATE images SET thumbnail = ?", (str(victim.with_name("thumb.jpg")),))
+    made = store.thumbnail_path(store.get(image.id))
+    assert made == tmp_path / "thumbs" / "2024-05-06" / "a.jpg" and made.is_file()
+    assert sorted(p.name for p in victim.parent.iterdir()) == ["victim.png"]
+    made.unlink()
+    monkeypatch.setattr("sdstudio.history.thumbnails.MAX_SOURCE_PIXELS", 15 * 15)  # a is 16x16
+    assert store.thumbnail_path(image) is None
+    store.close()
+
+
 # ---- property tests --------------------------------------------------------------------------
 
 _SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
