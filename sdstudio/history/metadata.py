@@ -21,8 +21,9 @@ from sdstudio.history.layout import IMAGES_DIR, INPUTS_DIR, contained_name
 HISTORY_KEY = "history"
 
 # What the index accepts from a file; anything else is left empty rather than stored: SQLite
-# integers are 64-bit, PNG sides at most 2^31-1, and the gallery shows dates up to year 9999.
-_INT64 = (-(2**63), 2**63 - 1)
+# integers are 64-bit (a made image's seed is never negative: -1 is "random", not a seed),
+# PNG sides at most 2^31-1, and the gallery shows dates up to year 9999.
+_SEED = (0, 2**63 - 1)
 _SIDE = (1, 2**31 - 1)
 _CREATED = (0.0, 253402300799.0)
 
@@ -55,7 +56,7 @@ def describe(parameters: str | None, settings: dict[str, Any] | None) -> Describ
         negative_prompt=clean_text(fields.get("negative_prompt")),
         model=_model_name(parameters, settings, fields),
         mode=clean_text(mode),
-        seed=_bounded_int(fields.get("seed"), *_INT64),
+        seed=_bounded_int(fields.get("seed"), *_SEED),
         width=_bounded_int(fields.get("width"), *_SIDE),
         height=_bounded_int(fields.get("height"), *_SIDE),
     )
