@@ -72,19 +72,24 @@ def write_new(
 
 
 def stale_temp_files(folder: Path) -> list[Path]:
-    """Temp files left by a process that was killed while writing (under `folder`, recursively);
-    a temp file of a process still running is not stale."""
+    """Temp files left by a process that was killed while writing (under `folder`, recursively,
+    not through links); a temp file of a process still running is not stale."""
     if not folder.is_dir():
         return []
     now = time.time()
     stale = []
-    for tmp in folder.rglob(f".*{TEMP_SUFFIX}"):
-        try:
-            old = now - tmp.lstat().st_mtime > STALE_AFTER_S
-        except OSError:
-            continue
-        if old or _writer_gone(tmp.name):
-            stale.append(tmp)
+    # os.walk does not enter linked folders: a link to elsewhere never gets anything deleted.
+    for parent, _dirs, names in os.walk(folder):
+        for name in names:
+            if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+                continue
+            tmp = Path(parent, name)
+            try:
+                old = now - tmp.lstat().st_mtime > STALE_AFTER_S
+            except OSError:
+                continue
+            if old or _writer_gone(name):
+                stale.append(tmp)
     return stale
 
 

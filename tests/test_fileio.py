@@ -137,7 +137,7 @@ def test_create_exclusive_refuses_an_existing_name(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="process liveness is asked with POSIX signal 0")
-def test_only_temp_files_of_ended_processes_or_very_old_ones_are_stale(tmp_path):
+def test_only_temp_files_of_ended_processes_or_very_old_ones_are_stale(tmp_path, tmp_path_factory):
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = tmp_path / f".img-{int(ended.stdout)}-ab12cd34.tmp"
     alive = tmp_path / f".img-{os.getppid()}-ab12cd34.tmp"  # a process that is running
@@ -148,5 +148,8 @@ def test_only_temp_files_of_ended_processes_or_very_old_ones_are_stale(tmp_path)
         p.write_bytes(b"")
     past = time.time() - fileio.STALE_AFTER_S - 60
     os.utime(old, (past, past))
+    (tmp_path / "linked").symlink_to(tmp_path_factory.mktemp("elsewhere"))
+    (tmp_path / "linked" / old.name).write_bytes(b"not ours")
+    os.utime(tmp_path / "linked" / old.name, (past, past))
     assert sorted(stale_temp_files(tmp_path)) == sorted([dead, old])
     assert stale_temp_files(tmp_path / "missing") == []
