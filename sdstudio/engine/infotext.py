@@ -26,8 +26,8 @@ files in the wild hold and A1111 trips on:
   surrounding whitespace.
 
 The scanner is hand-written and runs in time linear in the text's length on any input: each
-character is looked at a bounded number of times (the only regexes are single character
-classes, which cannot backtrack). Parsing never raises.
+character is looked at a bounded number of times (its regexes are character classes with
+possessive quantifiers, which cannot backtrack). Parsing never raises.
 """
 
 from __future__ import annotations
@@ -42,10 +42,17 @@ PROMPT_KEY = "Prompt"
 NEGATIVE_KEY = "Negative prompt"
 
 # A key starts with a word character; A1111 also writes spaces, "-" and "/", others "+().".
-_KEY = re.compile(r"\w[\w \-/+().]*")
-_SPACE = re.compile(r"\s*")
+# Possessive quantifiers (*+) never give back what they matched, so nothing backtracks.
+_KEY = re.compile(r"\w[\w \-/+().]*+")
+# Whitespace, a key, ":", whitespace, then (group 2) a value that is neither quoted nor JSON,
+# up to the next ",". Without group 2 the match ends where a quoted or JSON value starts.
+_PAIR = re.compile(r'\s*+(\w[\w \-/+().]*+):\s*+(?:(?!["\[{])([^,]*+))?')
+_SPACE = re.compile(r"\s*+")
 _JSON_MARK = re.compile(r'[\[\]{}"]')
 _CLOSER = {"[": "]", "{": "}"}
+# Deeper nesting is taken for no JSON at all (real values nest two or three levels), which
+# also ends a hostile "[[[[..." scan early.
+_MAX_DEPTH = 64
 # A1111 takes a line as the parameters line from three pairs on.
 _MIN_PAIRS = 3
 
@@ -61,7 +68,7 @@ def quote(value: object) -> str:
     """Render one value, JSON-quoting it where the scanner would not read it back as it is."""
     text = _plain(value)
     if _needs_quotes(text):
-        return json.dumps(text, ensure_ascii=False)
+        return _json(text)
     return text
 
 
@@ -86,6 +93,10 @@ def _needs_quotes(text: str) -> bool:
     return (
         text != text.strip() or text.startswith(('"', "[", "{")) or any(c in text for c in ",:\n\r")
     )
+
+
+def _json(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _decode(token: str) -> str:
@@ -132,6 +143,8 @@ def _bracket_end(line: str, start: int) -> int:
             if j < 0:
                 return -1
         elif ch in _CLOSER:
+            if len(closers) == _MAX_DEPTH:
+                return -1
             closers.append(_CLOSER[ch])
         elif not closers or closers.pop() != ch:
             return -1
@@ -152,20 +165,24 @@ def _pairs(line: str) -> Iterator[tuple[str, str]]:
     # line, so a line of many unclosed "[" stays linear.
     json_ok = True
     while i < n:
-        i = _SPACE.match(line, i).end()
-        key = _KEY.match(line, i)
-        if key is None or key.end() >= n or line[key.end()] != ":":
+        pair = _PAIR.match(line, i)
+        if pair is None:
             i = _value_stop(line, i) + 1
             continue
-        v = _SPACE.match(line, key.end() + 1).end()
+        if pair.group(2) is not None:
+            yield pair.group(1).rstrip(), pair.group(2).strip()
+            i = pair.end() + 1
+            continue
+        v = pair.end()
+        first = line[v : v + 1]
         stop = -1
         value = ""
-        if v < n and line[v] == '"':
+        if first == '"':
             end = _quoted_end(line, v)
             after = _SPACE.match(line, end).end() if end > 0 else -1
             if end > 0 and (after == n or line[after] == ","):
                 value, stop = _decode(line[v:end]), after
-        elif json_ok and v < n and line[v] in _CLOSER:
+        elif json_ok and first in _CLOSER:
             end = _bracket_end(line, v)
             if end < 0:
                 json_ok = False
@@ -175,11 +192,13 @@ def _pairs(line: str) -> Iterator[tuple[str, str]]:
         if stop < 0:
             stop = _value_stop(line, v)
             value = line[v:stop].strip()
-        yield key.group().rstrip(), value
+        yield pair.group(1).rstrip(), value
         i = stop + 1
 
 
 def _is_params_line(line: str) -> bool:
+    if line.count(":") < 2:  # cheap: most prompt lines end here
+        return False
     found = []
     for pair in _pairs(line):
         found.append(pair[0])
@@ -286,16 +305,17 @@ def format_infotext(prompt: str, negative_prompt: str, params: dict[str, object]
         if text:
             values[_checked_key(key)] = text
     head = [prompt] + ([f"{NEGATIVE_PREFIX} {negative_prompt}"] if negative_prompt else [])
-    plain = "\n".join([*head, _params_line(values)])
+    line = ", ".join(f"{k}: {quote(v)}" for k, v in values.items())
+    plain = "\n".join([*head, line])
     back = parse_infotext(plain)
-    if (back.prompt, back.negative_prompt) == (prompt, negative_prompt) and list(
-        back.params.items()
-    ) == list(values.items()):
+    if (back.prompt, back.negative_prompt, list(back.params.items())) == (
+        prompt,
+        negative_prompt,
+        list(values.items()),
+    ):
         return plain
-    escaped = {PROMPT_KEY: json.dumps(prompt, ensure_ascii=False)}
-    escaped[NEGATIVE_KEY] = json.dumps(negative_prompt, ensure_ascii=False)
-    pairs = [f"{k}: {v}" for k, v in escaped.items()]
-    return "\n".join([*head, ", ".join(pairs + ([_params_line(values)] if values else []))])
+    prompts = f"{PROMPT_KEY}: {_json(prompt)}, {NEGATIVE_KEY}: {_json(negative_prompt)}"
+    return "\n".join([*head, f"{prompts}, {line}" if line else prompts])
 
 
 def _checked_key(key: object) -> str:
@@ -307,7 +327,3 @@ def _checked_key(key: object) -> str:
     ):
         raise ValueError(f"{key!r} cannot be a key of the A1111 parameters line")
     return key
-
-
-def _params_line(values: dict[str, str]) -> str:
-    return ", ".join(f"{k}: {quote(v)}" for k, v in values.items())
