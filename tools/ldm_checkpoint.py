@@ -172,3 +172,52 @@ def write_checkpoint(model_folder: Path, checkpoint: Path, config_folder: Path |
         shutil.copytree(model_folder, config_folder,
                         ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     return checkpoint
+
+
+def full_size_shapes(config_folder: Path, open_clip_text: bool = False) -> dict[str, tuple[int, ...]]:
+    """LDM key -> shape of the full-size model a diffusers config folder describes, built on
+    the meta device (no memory, no weights)."""
+    from types import SimpleNamespace
+
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    root = Path(config_folder)
+    with init_empty_weights():
+        parts = SimpleNamespace(
+            unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(root / "unet")),
+            vae=AutoencoderKL.from_config(AutoencoderKL.load_config(root / "vae")),
+            text_encoder=CLIPTextModel(CLIPTextConfig.from_pretrained(root / "text_encoder")),
+            text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(root / "text_encoder_2"))
+            if (root / "text_encoder_2").is_dir() else None,
+        )
+    return {key: tuple(value.shape) for key, value in ldm_state_dict(parts, open_clip_text).items()}
+
+
+def write_random_checkpoint(shapes: dict[str, tuple[int, ...]], checkpoint: Path, dtype: str = "float32",
+                            seed: int = 0) -> Path:
+    """Write a .safetensors file of small random values (N(0, 0.02)) with these keys and shapes,
+    one tensor at a time, so a multi-GB checkpoint is written with a few MB of memory."""
+    import json
+    import math
+
+    import torch
+
+    torch_dtype = getattr(torch, dtype)
+    code = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}[dtype]
+    itemsize = torch.empty(0, dtype=torch_dtype).element_size()
+    header, offset = {}, 0
+    for key, shape in shapes.items():
+        size = itemsize * math.prod(shape)
+        header[key] = {"dtype": code, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # the format aligns the data to 8 bytes
+    generator = torch.Generator().manual_seed(seed)
+    with open(checkpoint, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        for shape in shapes.values():
+            values = (torch.randn(shape, generator=generator) * 0.02).to(torch_dtype)
+            f.write(values.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return Path(checkpoint)

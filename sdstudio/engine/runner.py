@@ -302,13 +302,19 @@ def _failure(exc: BaseException, job: Job) -> Failed:
         return Failed(ErrorKind.BAD_OUTPUT, str(exc), details)
     if is_out_of_memory(exc):
         _free_accelerator_memory()
-        return Failed(ErrorKind.OUT_OF_MEMORY, _oom_message(job), details)
+        return Failed(ErrorKind.OUT_OF_MEMORY, _oom_message(job, exc), details)
     log.error("job %s failed:\n%s", job.id, details)
     return Failed(ErrorKind.INTERNAL, f"Generation failed: {type(exc).__name__}: {exc}", details)
 
 
-def _oom_message(job: Job) -> str:
+def _oom_message(job: Job, exc: BaseException) -> str:
+    """What to lower: loading's own advice (what helps, RAM needed vs free) when memory ran out
+    while loading, even inside a generation job; else the generation's size and batch."""
+    from sdstudio.engine.memory import LoadOutOfMemory
+
     request = job.request
+    if isinstance(exc, LoadOutOfMemory):
+        return str(exc)
     if request is None:
         return f"Out of memory while loading {job.model_ref.name}: close other programs or use a smaller model."
     return (

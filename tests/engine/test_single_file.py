@@ -420,3 +420,15 @@ def test_out_of_memory_loading_a_checkpoint_suggests_its_folder(tiny_checkpoints
     monkeypatch.setattr(UNet2DConditionModel, "from_single_file", no_memory)
     with pytest.raises(LoadOutOfMemory, match="Out of memory while loading tiny-sd1.*diffusers folder"):
         load_model(ModelRef(str(tiny_checkpoints["sd1"]), dtype="float32"), config_root=tiny_checkpoints["root"])
+
+
+def test_random_checkpoint_from_a_config_folder_loads(tiny_checkpoints, tmp_path):
+    """The benchmark's full-size files are written this way; a tiny config proves the format."""
+    from tools.ldm_checkpoint import full_size_shapes, write_random_checkpoint
+
+    shapes = full_size_shapes(tiny_checkpoints["root"] / "sd15")
+    path = write_random_checkpoint(shapes, tmp_path / "random.safetensors", "float16")
+    model = load_model(ModelRef(str(path), dtype="float32"), config_root=tiny_checkpoints["root"])
+    assert model.info.family == "sd1" and model.unet.dtype.is_floating_point
+    assert {k: tuple(v.shape) for k, v in model.unet.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in load_model(ModelRef(str(tiny_checkpoints["sd1_folder"]))).unet.state_dict().items()}
