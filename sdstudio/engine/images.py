@@ -90,6 +90,7 @@ def checked_size(width: int, height: int) -> tuple[int, int, str | None]:
     return w, h, notice
 
 
+@dataclass
 class PasteBack:
     """How a generated inpaint image goes back into the original: inside `box` of
     `original`, blended by `alpha` (the blurred mask, original size). Where alpha is 0 the

@@ -158,6 +158,15 @@ class Inputs:
     mask: ImageData | None = None  # white = repaint
     source: str | None = None
 
+    @classmethod
+    def from_pil(cls, init_image: Image | None = None, mask: Image | None = None, source: str | None = None) -> Inputs:
+        """Inputs from live pictures (the canvas, a test), encoded once here."""
+        return cls(
+            ImageData.from_pil(init_image) if init_image is not None else None,
+            ImageData.from_pil(mask) if mask is not None else None,
+            source,
+        )
+
     def to_json(self, embed_images: bool) -> dict[str, Any]:
         def image(data: ImageData | None) -> dict[str, str] | None:
             if data is None:

@@ -36,7 +36,6 @@ from sdstudio.engine.parameters import Mode
 from sdstudio.engine.request import (
     BUILTIN_MODEL,
     GenerationRequest,
-    ImageData,
     Inputs,
     ModelInfo,
     ModelRef,
@@ -206,11 +205,7 @@ class MainWindow(QMainWindow):
             if fields["mode"] is Mode.INPAINT and mask is None:
                 self.report("Inpaint needs a mask: paint one on the canvas.")
                 return None
-        inputs = Inputs(
-            ImageData.from_pil(image) if image is not None else None,
-            ImageData.from_pil(mask) if mask is not None else None,
-            source=self._input_source if image is not None else None,
-        )
+        inputs = Inputs.from_pil(image, mask, source=self._input_source if image is not None else None)
         return GenerationRequest.create(model=self.controller.model_ref, inputs=inputs, **fields)
 
     def cancel(self) -> None:

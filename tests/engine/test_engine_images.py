@@ -13,6 +13,7 @@ from sdstudio.engine.images import (
     InputError,
     PasteBack,
     check_output,
+    check_request,
     checked_size,
     crop_box,
     prepare_inputs,
@@ -20,7 +21,7 @@ from sdstudio.engine.images import (
     to_mask,
     to_rgb,
 )
-from sdstudio.engine.request import GenerationRequest, Mode
+from sdstudio.engine.request import GenerationRequest, Inputs, Mode
 
 
 def noise(size=(64, 64), seed=0) -> Image.Image:
@@ -99,8 +100,8 @@ def test_sizes_snap_to_the_nearest_multiple_of_8():
 
 @pytest.mark.parametrize(("w", "h"), [(4097, 512), (512, 63), (0, 512), (-8, 64)])
 def test_absurd_sizes_are_refused(w, h):
-    with pytest.raises(InputError, match="out of range"):
-        checked_size(w, h)
+    with pytest.raises(InputError, match=r"(Width|Height) must be 64 to 4096"):
+        check_request(request(width=w, height=h))
 
 
 # ---- whole requests --------------------------------------------------------------------------
@@ -110,7 +111,8 @@ def request(**fields) -> GenerationRequest:
     fields.setdefault("prompt", "x")
     fields.setdefault("width", 64)
     fields.setdefault("height", 64)
-    return GenerationRequest(**fields)
+    images = {k: fields.pop(k) for k in ("init_image", "mask") if k in fields}
+    return GenerationRequest.create(inputs=Inputs.from_pil(**images), **fields)
 
 
 @pytest.mark.parametrize(
@@ -118,21 +120,52 @@ def request(**fields) -> GenerationRequest:
     [
         ({"mode": Mode.IMG2IMG}, "init image"),
         ({"mode": Mode.INPAINT, "init_image": noise()}, "mask"),
-        ({"mode": Mode.INPAINT, "init_image": noise(), "mask": Image.new("L", (64, 64), 0)}, "empty"),
-        ({"mode": Mode.IMG2IMG, "init_image": noise(), "strength": 0}, "strength"),
-        ({"mode": Mode.IMG2IMG, "init_image": noise(), "strength": 1.5}, "strength"),
-        ({"cfg_scale": float("nan")}, "CFG"),
-        ({"steps": 0}, "Steps"),
+        ({"mode": Mode.IMG2IMG, "init_image": noise(), "strength": 1.5}, "Strength must be 0 to 1"),
+        ({"cfg_scale": float("nan")}, "CFG scale must be a finite number"),
+        ({"steps": 0}, "Steps must be 1 to 150"),
+        ({"steps": "20"}, "Steps must be a whole number"),
         ({"batch_count": 0}, "Batch count"),
-        ({"mask_blur": -1}, "blur"),
-        ({"inpaint_padding": -4}, "padding"),
-        ({"seed": -5}, "seed"),
-        ({"mode": Mode.IMG2IMG, "init_image": Image.new("RGB", (9000, 10))}, "init image"),
+        ({"batch_size": True}, "Batch size must be a whole number"),
+        ({"mode": Mode.INPAINT, "init_image": noise(), "mask": square_mask(), "mask_blur": -1}, "blur"),
+        ({"mode": Mode.INPAINT, "init_image": noise(), "mask": square_mask(), "inpaint_padding": -4}, "Padding"),
+        ({"seed": -5}, "Seed must be 0 to 4294967295"),
+        ({"seed": 2**32}, "Seed must be 0 to 4294967295"),
+        ({"mode": "sketch"}, "Mode must be one of"),
     ],
 )
 def test_bad_requests_are_refused_with_a_sentence(fields, words):
     with pytest.raises(InputError, match=words):
+        check_request(request(**fields))
+
+
+def test_parameters_of_other_modes_are_not_checked():
+    """A txt2img request may carry any leftover strength or blur from the panel."""
+    check_request(request(strength=7.0, mask_blur=-3))
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"mode": Mode.INPAINT, "init_image": noise(), "mask": Image.new("L", (64, 64), 0)}, "empty"),
+        ({"mode": Mode.IMG2IMG, "init_image": Image.new("RGB", (9000, 10))}, "at most 8192"),
+    ],
+)
+def test_unusable_images_are_refused_with_a_sentence(fields, words):
+    with pytest.raises(InputError, match=words):
         prepare_inputs(request(**fields))
+
+
+def test_a_header_declaring_a_huge_image_is_refused_before_decoding():
+    """13000x13000 declared in a small file: refused from the header, never decoded."""
+    from sdstudio.engine.request import ImageData
+
+    buffer = io.BytesIO()
+    Image.new("L", (13000, 13000)).save(buffer, format="PNG")
+    data = ImageData(buffer.getvalue())
+    assert len(data.data) < 1_000_000
+    with pytest.raises(ValueError, match="at most 8192"):
+        data.open()
+
 
 
 def test_img2img_init_image_is_resized_with_a_notice():
@@ -148,7 +181,7 @@ def test_mask_is_resized_to_the_image_with_a_notice():
 
 
 def test_inpaint_mask_is_feathered_by_mask_blur():
-    prepared = prepare_inputs(request(mode=Mode.INPAINT, init_image=noise(), mask=square_mask(), mask_blur=4))
+    prepared = prepare_inputs(request(mode=Mode.INPAINT, mask_blur=4, init_image=noise(), mask=square_mask()))
     values = set(np.unique(np.asarray(prepared.mask)))
     assert len(values) > 2  # soft edge
     assert prepared.paste_back.box == (0, 0, 64, 64)
@@ -173,8 +206,8 @@ def test_crop_box_has_the_target_aspect_and_stays_inside():
 def test_only_masked_prepares_a_crop_at_generation_size():
     original = noise((200, 100))
     mask = square_mask((200, 100), (150, 10, 170, 30))
-    prepared = prepare_inputs(request(mode=Mode.INPAINT, init_image=original, mask=mask,
-                                      inpaint_only_masked=True, inpaint_padding=8, mask_blur=0))
+    prepared = prepare_inputs(request(mode=Mode.INPAINT,
+                                      inpaint_only_masked=True, inpaint_padding=8, mask_blur=0, init_image=original, mask=mask))
     assert prepared.init_image.size == (64, 64) and prepared.mask.size == (64, 64)
     box = prepared.paste_back.box
     assert box[0] <= 142 and box[2] >= 178 and box[2] - box[0] == box[3] - box[1]
