@@ -1,0 +1,110 @@
+"""The first image in seconds: time from process start, on the built-in model, on this machine.
+
+Each figure is a fresh Python process (median of 3), side by side with a bare
+`python -c "import torch"`, the floor every figure stands on:
+  model ready   process start -> the engine's ModelLoaded event      (goal < 4 s)
+  first image   process start -> Finished, one 128x128 image          (goal < 5 s)
+  CLI           `sdstudio generate` 128x128, from start to exit with the PNG written
+Then where the time goes: one more process under `python -X importtime`, its import time
+summed by top-level package (importtime's own overhead inflates these; read them as shares).
+
+Run: python bench/bench_startup.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPEATS = 3
+GOALS = {"model ready": 4.0, "first image": 5.0}
+PROMPT = "a red circle on a blue background"
+
+# Stamps with time.time(): the parent's clock, taken just before it starts the process.
+ENGINE = f"""
+import json, sys, time
+from sdstudio.engine.backend import local_backend
+from sdstudio.engine.events import Failed, Finished, ModelLoaded
+from sdstudio.engine.request import GenerationRequest
+
+stamps = {{}}
+def on_event(event):
+    if isinstance(event, ModelLoaded):
+        stamps["model ready"] = time.time()
+    elif isinstance(event, Finished):
+        stamps["first image"] = time.time()
+    elif isinstance(event, Failed):
+        print(event.message, file=sys.stderr)
+
+backend = local_backend()
+request = GenerationRequest.create(prompt={PROMPT!r}, width=128, height=128, seed=1)
+backend.submit(request, on_event).wait()
+backend.shutdown()
+print(json.dumps(stamps))
+"""
+
+
+def _env() -> dict[str, str]:
+    return os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+
+
+def _process_seconds(argv: list[str]) -> float:
+    """Seconds from just before the process starts until it has exited."""
+    start = time.time()
+    subprocess.run(argv, check=True, capture_output=True, env=_env())
+    return time.time() - start
+
+
+def _engine_stamps() -> dict[str, float]:
+    start = time.time()
+    done = subprocess.run([sys.executable, "-c", ENGINE], check=True, capture_output=True, text=True, env=_env())
+    stamps = json.loads(done.stdout.strip().splitlines()[-1])
+    if set(stamps) != set(GOALS):
+        raise RuntimeError(f"the engine did not report {sorted(GOALS)}: {done.stderr[-2000:]}")
+    return {name: stamp - start for name, stamp in stamps.items()}
+
+
+def _import_shares() -> list[tuple[str, float]]:
+    """Seconds of import time per top-level package on the engine path (self times summed)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", ENGINE], check=True,
+                          capture_output=True, text=True, env=_env())
+    totals: Counter[str] = Counter()
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _, name = line.removeprefix("import time:").split("|")
+        totals[name.strip().split(".")[0]] += int(self_us) / 1e6
+    return totals.most_common(10)
+
+
+def main() -> None:
+    torch_s = statistics.median(_process_seconds([sys.executable, "-c", "import torch"]) for _ in range(REPEATS))
+    runs = [_engine_stamps() for _ in range(REPEATS)]
+    with tempfile.TemporaryDirectory() as out:
+        cli = [sys.executable, "-m", "sdstudio", "generate", "--prompt", PROMPT, "--width", "128",
+               "--height", "128", "--seed", "1", "--out", out]
+        cli_s = statistics.median(_process_seconds(cli) for _ in range(REPEATS))
+
+    print(f"median of {REPEATS} fresh processes, from process start, {os.cpu_count()} CPU cores")
+    print(f"  python -c 'import torch'      {torch_s:6.2f} s   (the floor)")
+    for name, goal in GOALS.items():
+        seconds = statistics.median(run[name] for run in runs)
+        verdict = "ok" if seconds < goal else "MISSED"
+        print(f"  {name:<12} (engine)       {seconds:6.2f} s   goal < {goal:.0f} s  {verdict}"
+              f"   ({seconds - torch_s:+.2f} s over import torch)")
+    print(f"  sdstudio generate 128x128     {cli_s:6.2f} s   (start to exit, PNG written)")
+    print("import time on the engine path, by package (under -X importtime):")
+    for package, seconds in _import_shares():
+        print(f"  {package:<16} {seconds:6.2f} s")
+
+
+if __name__ == "__main__":
+    main()
