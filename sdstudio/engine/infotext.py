@@ -44,10 +44,18 @@ NEGATIVE_KEY = "Negative prompt"
 # A key starts with a word character; A1111 also writes spaces, "-" and "/", others "+().".
 # Possessive quantifiers (*+) never give back what they matched, so nothing backtracks.
 _KEY = re.compile(r"\w[\w \-/+().]*+")
-# Whitespace, a key, ":", whitespace, then (group 2) a value that is neither quoted nor JSON,
-# up to the next ",". Without group 2 the match ends where a quoted or JSON value starts.
-_PAIR = re.compile(r'\s*+(\w[\w \-/+().]*+):\s*+(?:(?!["\[{])([^,]*+))?')
-_SPACE = re.compile(r"\s*+")
+# A JSON string token. Its two alternatives start differently and both are possessive, so it
+# scans straight to the closing quote. A value's opening quote follows ":" or whitespace, never
+# a backslash, so a scan from one stops at or before the next value's: scans never overlap.
+_STRING = r'"(?:[^"\\]++|\\.)*+"'
+# Whitespace, a key, ":", whitespace, then the value: group 2 a quoted one (when nothing but
+# whitespace follows it before "," or the end), group 3 one neither quoted nor JSON, up to the
+# next ",". With neither group the match ends where another quoted or a JSON value starts.
+_PAIR = re.compile(
+    r"\s*+(\w[\w \-/+().]*+):\s*+(?:(" + _STRING + r')\s*+(?=,|\Z)|(?!["\[{])([^,]*+))?',
+    re.DOTALL,
+)
+_STRING_AT = re.compile(_STRING, re.DOTALL)
 _JSON_MARK = re.compile(r'[\[\]{}"]')
 _CLOSER = {"[": "]", "{": "}"}
 # Deeper nesting is taken for no JSON at all (real values nest two or three levels), which
@@ -111,24 +119,6 @@ def _decode(token: str) -> str:
 # --- the scanner ----------------------------------------------------------------------------
 
 
-def _quoted_end(line: str, start: int) -> int:
-    """Index just past the quote closing the one at `start`, or -1.
-
-    A value's opening quote follows ":" or whitespace, never a backslash, so a scan from one
-    stops at or before the next value's opening quote: the scans never overlap."""
-    j = start + 1
-    while True:
-        q = line.find('"', j)
-        if q < 0:
-            return -1
-        k = q
-        while k > j and line[k - 1] == "\\":
-            k -= 1
-        if (q - k) % 2 == 0:
-            return q + 1
-        j = q + 1
-
-
 def _bracket_end(line: str, start: int) -> int:
     """Index just past the bracket closing the JSON object/array at `start`, or -1."""
     closers: list[str] = []
@@ -139,9 +129,10 @@ def _bracket_end(line: str, start: int) -> int:
             return -1
         ch, j = m.group(), m.end()
         if ch == '"':
-            j = _quoted_end(line, m.start())
-            if j < 0:
+            string = _STRING_AT.match(line, m.start())
+            if string is None:
                 return -1
+            j = string.end()
         elif ch in _CLOSER:
             if len(closers) == _MAX_DEPTH:
                 return -1
@@ -169,31 +160,23 @@ def _pairs(line: str) -> Iterator[tuple[str, str]]:
         if pair is None:
             i = _value_stop(line, i) + 1
             continue
-        if pair.group(2) is not None:
-            yield pair.group(1).rstrip(), pair.group(2).strip()
-            i = pair.end() + 1
-            continue
-        v = pair.end()
-        first = line[v : v + 1]
-        stop = -1
-        value = ""
-        if first == '"':
-            end = _quoted_end(line, v)
-            after = _SPACE.match(line, end).end() if end > 0 else -1
-            if end > 0 and (after == n or line[after] == ","):
-                value, stop = _decode(line[v:end]), after
-        elif json_ok and first in _CLOSER:
-            end = _bracket_end(line, v)
-            if end < 0:
-                json_ok = False
-            else:
-                stop = _value_stop(line, end)
-                value = line[v:stop].strip()
-        if stop < 0:
-            stop = _value_stop(line, v)
-            value = line[v:stop].strip()
-        yield pair.group(1).rstrip(), value
-        i = stop + 1
+        key, quoted, plain = pair.groups()
+        key = key.rstrip()
+        i = pair.end()
+        if quoted is not None:
+            yield key, _decode(quoted)
+        elif plain is not None:
+            yield key, plain.strip()
+        else:
+            # JSON, or a quoted value with more than whitespace after it; it starts at i.
+            end = -1
+            if json_ok and line[i] != '"':
+                end = _bracket_end(line, i)
+                json_ok = end >= 0
+            stop = _value_stop(line, max(i, end))
+            yield key, line[i:stop].strip()
+            i = stop
+        i += 1
 
 
 def _is_params_line(line: str) -> bool:
