@@ -20,8 +20,8 @@ files in the wild hold and A1111 trips on:
 - every line from the first one starting with "Negative prompt:" on is the negative prompt, so
   a text whose first line starts with it has an empty prompt (as in A1111);
 - a `Prompt` or `Negative prompt` pair on the parameters line overrides the prompt lines (A1111
-  reads it that way too); `format_infotext` uses that to write prompts the plain layout
-  cannot carry;
+  assigns the pairs after the prompt, so it does the same); `format_infotext` uses that to write
+  prompts the plain layout cannot carry;
 - CRLF line ends read as LF; prompt, negative prompt, keys and values are read without their
   surrounding whitespace.
 
@@ -277,7 +277,9 @@ def format_infotext(prompt: str, negative_prompt: str, params: dict[str, object]
     Where the plain layout would not (a prompt line starting with "Negative prompt:", a line
     of the prompt that reads as parameters, whitespace at either end, CRLF, fewer than three
     pairs), the parameters line also carries the prompt and negative prompt as JSON-quoted
-    `Prompt` and `Negative prompt` pairs, which A1111 reads too.
+    `Prompt` and `Negative prompt` pairs, which A1111 reads too once the line has three pairs
+    (with no other pair it has two, and only this parser reads it). The plain prompt lines stay
+    above it for readers that look no further.
 
     Raises ValueError for a key that cannot stand on the line: one that is no `\\w[\\w -/+().]*`
     name, has outer whitespace, or is `Prompt`/`Negative prompt` (those are the prompt fields).
