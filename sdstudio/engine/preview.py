@@ -1,5 +1,11 @@
-"""Live previews without the VAE: the predicted clean latent (x0) of each step, mapped to RGB
-by a linear latent-to-RGB map (a 3x4 matrix and a bias), at latent resolution.
+"""Live previews: the predicted clean latent (x0) of each step, turned into RGB.
+
+Two ways, chosen per VAE by `preview_for`:
+- a linear latent-to-RGB map (a 3x4 matrix and a bias) at latent resolution: the published
+  table for the standard SD/SDXL autoencoders, a fit to the decoder for others. Nearly free.
+- the model's own decoder (`DecoderPreview`), for VAEs the linear map cannot follow (the
+  built-in model's decoder normalises over the whole picture, so a pixel's colour depends on
+  the others). It decodes only as often as PREVIEW_BUDGET of the step time allows.
 
 A step's x0 is not handed to `callback_on_step_end`, but most schedulers compute it in
 `step()` (`pred_original_sample`) and the pipeline drops it; `X0Capture` wraps the job's
@@ -12,8 +18,9 @@ torch is imported inside functions: importing this module stays cheap.
 from __future__ import annotations
 
 import functools
+import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import torch
@@ -41,7 +48,20 @@ SDXL_BIAS = (0.1084, -0.0175, -0.0011)
 _STANDARD_VAE_BLOCKS = (128, 256, 512, 512)
 _TABLES = {0.18215: (SD15_FACTORS, SD15_BIAS), 0.13025: (SDXL_FACTORS, SDXL_BIAS)}
 
-_fitted: weakref.WeakKeyDictionary[Any, tuple[torch.Tensor, torch.Tensor]] = weakref.WeakKeyDictionary()
+# Previews may cost this share of the sampling time; a decoder dearer than that decodes every
+# few steps rather than every step.
+PREVIEW_BUDGET = 0.05
+# A fitted map explaining at least this share of the decoder's colour variance is trusted.
+FAITHFUL_FIT = 0.9
+
+
+class FittedMap(NamedTuple):
+    factors: torch.Tensor  # (C, 3)
+    bias: torch.Tensor  # (3,)
+    r2: float  # share of the decoded colours' variance the map explains on the fit pictures
+
+
+_fitted: weakref.WeakKeyDictionary[Any, FittedMap] = weakref.WeakKeyDictionary()
 
 
 class LatentPreview:
@@ -65,9 +85,61 @@ class LatentPreview:
         return PILImage.fromarray(pixels, "RGB")
 
 
-def preview_for(vae: Any) -> LatentPreview:
-    """The preview map for a model's VAE: the published table for the standard SD1.x/SD2.x and
-    SDXL autoencoders, otherwise a least-squares fit to this VAE's own decoder (cached per VAE)."""
+class DecoderPreview:
+    """Previews decoded by the VAE itself, within PREVIEW_BUDGET of the step time.
+
+    The time between two calls is the step's own work; each call earns PREVIEW_BUDGET of it,
+    a decode spends what it took. A cheap decoder thus decodes every step, a dear one every
+    few steps; in between the faithful fitted map is shown, or nothing (None: the last
+    preview stays up) when the map would show wrong colours. A decode runs once the credit is
+    back to zero, and credit never goes above zero, so the idle time between jobs is not
+    saved up (the first step of a job decodes).
+    """
+
+    source = "decoder"
+
+    def __init__(self, vae: Any, fallback: LatentPreview | None) -> None:
+        self.vae = vae
+        self.fallback = fallback  # the fitted map, when it is faithful enough to fill in
+        self.decode_seconds = 0.0  # the last decode's cost
+        self.last_source = ""  # "decoder", "fitted" or "" (no preview), for tests and bench
+        self._credit = 0.0
+        self._last_return: float | None = None
+
+    def image(self, latents: torch.Tensor) -> Image | None:
+        now = time.perf_counter()
+        if self._last_return is not None:
+            self._credit = min(self._credit + PREVIEW_BUDGET * (now - self._last_return), 0.0)
+        if self._credit >= 0.0:
+            picture = self._decode(latents)
+            self.decode_seconds = time.perf_counter() - now
+            self._credit -= self.decode_seconds
+            self.last_source = "decoder"
+        elif self.fallback is not None:
+            picture, self.last_source = self.fallback.image(latents), "fitted"
+        else:
+            picture, self.last_source = None, ""
+        self._last_return = time.perf_counter()
+        return picture
+
+    def _decode(self, latents: torch.Tensor) -> Image:
+        import torch
+        from PIL import Image as PILImage
+
+        config = self.vae.config
+        param = next(self.vae.parameters())
+        x = latents[:1].to(param.device, param.dtype) / float(config.scaling_factor)
+        x = x + float(getattr(config, "shift_factor", None) or 0.0)
+        rgb = torch.nan_to_num(self.vae.decode(x).sample[0].float())
+        pixels = ((rgb + 1.0) * 127.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return PILImage.fromarray(pixels, "RGB")
+
+
+def preview_for(vae: Any) -> LatentPreview | DecoderPreview:
+    """The previewer for a model's VAE: the published table for the standard SD1.x/SD2.x and
+    SDXL autoencoders (their decoders cost about a step), otherwise the VAE's own decoder
+    within the time budget, filling in with a least-squares fit to it (cached per VAE)
+    where that fit is faithful."""
     import torch
 
     config = vae.config
@@ -78,11 +150,12 @@ def preview_for(vae: Any) -> LatentPreview:
         return LatentPreview(torch.tensor(factors), torch.tensor(bias), "table")
     if vae not in _fitted:
         _fitted[vae] = fit_latent_rgb(vae)
-    factors, bias = _fitted[vae]
-    return LatentPreview(factors.clone(), bias.clone(), "fitted")
+    fit = _fitted[vae]
+    fitted = LatentPreview(fit.factors.clone(), fit.bias.clone(), "fitted")
+    return DecoderPreview(vae, fitted if fit.r2 >= FAITHFUL_FIT else None)
 
 
-def fit_latent_rgb(vae: Any, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_latent_rgb(vae: Any, size: int = 64) -> FittedMap:
     """Fit RGB ~ latent @ factors + bias on this VAE: encode a few structured pictures
     (colour ramps, flat colours, a checkerboard) plus some random latents, decode them, average
     the decoded pixels down to latent resolution and solve by least squares."""
@@ -106,7 +179,10 @@ def fit_latent_rgb(vae: Any, size: int = 64) -> tuple[torch.Tensor, torch.Tensor
     y = small.permute(0, 2, 3, 1).reshape(-1, 3).cpu()
     x1 = torch.cat([x, torch.ones(len(x), 1)], dim=1)
     solution = torch.linalg.lstsq(x1, y).solution
-    return solution[:-1].contiguous(), solution[-1].contiguous()
+    residual = ((x1 @ solution - y) ** 2).mean()
+    variance = ((y - y.mean(dim=0)) ** 2).mean()
+    r2 = float(1 - residual / variance) if variance > 0 else 0.0
+    return FittedMap(solution[:-1].contiguous(), solution[-1].contiguous(), r2)
 
 
 def _fit_pictures(size: int) -> torch.Tensor:
