@@ -37,7 +37,7 @@ def test_end_to_end_as_a_real_command(tiny_sd1, tmp_path):
     text, extra = read_png_text(out / "00002-8.png")
     assert text.startswith("a boat\nNegative prompt: blurry\nSteps: 2, Sampler: Euler")
     assert "Seed: 8" in text and "Size: 64x64" in text
-    assert extra["seed"] == 8 and extra["prompt"] == "a boat"
+    assert extra["sampling"]["seed"] == 8 and extra["prompt"]["prompt"] == "a boat" and extra["version"] == 2
     assert Image.open(out / "00001-7.png").size == (64, 64)
 
 
@@ -69,7 +69,10 @@ def test_bad_arguments_are_one_line(tiny_sd1, tmp_path, capsys):
         (["--sampler", "Nope"], "unknown sampler"),
         (["--init", str(tmp_path / "none.png")], "cannot read init image"),
         (["--steps", "many"], "invalid int value"),
-        (["--width", "10000"], "out of range"),
+        (["--width", "10000"], "Width must be 64 to 4096"),
+        (["--batch-count", "1000000000"], "Batch count must be 1 to 100"),
+        (["--batch-count", "1e9"], "invalid int value"),
+        (["--seed", str(2**32)], "Seed must be 0 to 4294967295"),
         (["--mode", "inpaint"], "init image"),
     ]
     for extra, words in cases:
@@ -77,3 +80,60 @@ def test_bad_arguments_are_one_line(tiny_sd1, tmp_path, capsys):
         assert code != 0
         line = last_error_line(capsys)
         assert line.startswith("sdstudio generate: error:") and words in line, line
+
+
+def test_bad_input_never_creates_the_output_folder(tmp_path, capsys):
+    huge = tmp_path / "huge.png"
+    Image.new("L", (13000, 13000)).save(huge)  # a small file declaring a huge picture
+    out = tmp_path / "never"
+    for extra, words in [(["--init", str(huge)], "at most 8192"), (["--steps", "0"], "Steps must be 1 to 150")]:
+        code = generate("--prompt", "x", "--out", str(out), *extra)
+        assert code == 2 and words in last_error_line(capsys)
+    assert not out.exists()
+
+
+def test_a_prompt_that_is_not_utf8_is_one_line(tmp_path):
+    out = tmp_path / "o"
+    cmd = [sys.executable.encode(), b"-m", b"sdstudio", b"generate", b"--prompt", b"caf\xe9", b"--out", bytes(out)]
+    result = subprocess.run(cmd, capture_output=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.decode().strip().splitlines()[-1] == "sdstudio generate: error: the prompt is not valid UTF-8 text"
+    assert not out.exists()
+
+
+def _command(tiny_sd1, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "sdstudio", "generate", "--model", str(tiny_sd1), "--prompt", "x",
+            "--steps", "1", "--width", "64", "--height", "64", "--out", str(out), *extra]
+
+
+def test_ctrl_c_keeps_every_finished_image(tiny_sd1, tmp_path):
+    import signal
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(_command(tiny_sd1, out, "--batch-count", "30", "--seed", "5"), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    written = [proc.stdout.readline().strip() for _ in range(2)]  # two batches are on disk
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    written += rest.split()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].endswith("cancelled; the images already written are kept")
+    assert len(written) >= 2 and len(written) < 30
+    assert sorted(str(p) for p in out.iterdir()) == sorted(written)
+    for path in written:
+        assert Image.open(path).size == (64, 64)
+
+
+def test_two_processes_writing_one_folder_never_overwrite(tiny_sd1, tmp_path):
+    """Both pick the same next number; names are claimed atomically, so nothing is lost."""
+    out = tmp_path / "out"
+    out.mkdir()
+    procs = [subprocess.Popen(_command(tiny_sd1, out, "--batch-count", "4", "--seed", "11"), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    printed = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        printed += stdout.split()
+    assert len(printed) == len(set(printed)) == 8
+    assert sorted(str(p) for p in out.iterdir()) == sorted(printed)
