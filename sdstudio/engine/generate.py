@@ -187,8 +187,7 @@ def run_generation(
             image = PILImage.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
             if plan.paste_back:
                 image = plan.paste_back.apply(image)
-            used = plan.request.replace(seed=seed)
-            batch.append(ResultImage(image, used, model.info, params.request_infotext(used, model.info)))
+            batch.append(params.result_image(image, plan.request.replace(seed=seed), model.info))
         emit(BatchDone(tuple(batch)))
         results.extend(batch)
     return Finished(tuple(results))

@@ -8,11 +8,15 @@ parameter has one name in every layer.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sdstudio.engine.events import ResultImage
 from sdstudio.engine.infotext import Infotext, format_infotext, parse_infotext
 from sdstudio.engine.parameters import PARAMETERS, Param, Part, applies
 from sdstudio.engine.request import GenerationRequest, ModelInfo
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 # Keys of the JSON chunk beside the request's own (`GenerationRequest.to_json()`).
 MODEL_INFO_KEY = "model_info"
@@ -38,6 +42,11 @@ def infotext_pairs(request: GenerationRequest, model: ModelInfo | None) -> dict[
 
 def request_infotext(request: GenerationRequest, model: ModelInfo | None) -> str:
     return format_infotext(request.prompt.prompt, request.prompt.negative_prompt, infotext_pairs(request, model))
+
+
+def result_image(image: Image, request: GenerationRequest, model: ModelInfo | None) -> ResultImage:
+    """One image with what made it (`request` as used for it alone) and its A1111 text."""
+    return ResultImage(image, request, model, request_infotext(request, model))
 
 
 def image_json(request: GenerationRequest, model: ModelInfo | None) -> dict[str, Any]:

@@ -6,20 +6,17 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from sdstudio.engine.events import Finished
-from sdstudio.engine.params import request_infotext
-from sdstudio.engine.request import GenerationRequest, Mode, ModelInfo
+from sdstudio.engine.request import GenerationRequest, Inputs, Mode
 from sdstudio.settings import SettingsStore
 from sdstudio.ui.canvas_panel import install_canvas
 from sdstudio.ui.history_dock import install_history
 from sdstudio.ui.main_window import MainWindow
-
-MODEL = ModelInfo("tiny", "sd1", False, "cpu", "float32", "/models/tiny")
+from tests.jobs import finished
 
 
 @pytest.fixture
 def studio(qtbot, tmp_path):
-    window = MainWindow(SettingsStore(tmp_path / "settings.json"), engine_factory=lambda: None)
+    window = MainWindow(SettingsStore(tmp_path / "settings.json"), backend_factory=lambda: None)
     qtbot.addWidget(window)
     install_canvas(window)
     panel = install_history(window, tmp_path / "history")
@@ -30,13 +27,12 @@ def studio(qtbot, tmp_path):
 
 
 def _finish(window, request: GenerationRequest, image: Image.Image, seed: int = 4) -> None:
-    finished = Finished((image,), (seed,), (request_infotext(request, seed, MODEL),))
-    window.controller.job_finished.emit(request, finished, MODEL)
+    window.controller.job_finished.emit(finished(request, [image], [seed]))
 
 
 def test_to_inpaint_opens_the_image_on_the_canvas(qtbot, studio):
     window, panel = studio
-    _finish(window, GenerationRequest(prompt="a house", width=64, height=64), Image.new("RGB", (64, 64), (200, 10, 10)))
+    _finish(window, GenerationRequest.create(prompt="a house", width=64, height=64), Image.new("RGB", (64, 64), (200, 10, 10)))
     qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 1, timeout=5000)
     panel.gallery.select_row(0)
     panel.gallery.details.buttons["inpaint"].click()
@@ -50,7 +46,7 @@ def test_reusing_an_inpaint_image_puts_init_image_and_mask_on_the_canvas(qtbot, 
     init = Image.new("RGB", (64, 64), (0, 0, 255))
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (16, 16, 48, 48))
-    request = GenerationRequest(prompt="a window", mode=Mode.INPAINT, init_image=init, mask=mask, width=64, height=64)
+    request = GenerationRequest.create(prompt="a window", mode=Mode.INPAINT, width=64, height=64, inputs=Inputs.from_pil(init_image=init, mask=mask))
     _finish(window, request, Image.new("RGB", (64, 64), (0, 255, 0)))
     qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 1, timeout=5000)
     panel.gallery.select_row(0)

@@ -19,12 +19,13 @@ import sys
 from PIL import Image
 from sdstudio.engine.request import GenerationRequest
 from sdstudio.history import HistoryStore
+from tests.jobs import result
 
 store = HistoryStore.open(sys.argv[1])
 print("ready", flush=True)
 for n in range(100000):
-    request = GenerationRequest(prompt=f"crash test {n}", width=48, height=48)
-    store.save(Image.effect_noise((48, 48), 40 + n % 50).convert("RGB"), request, n, None)
+    request = GenerationRequest.create(prompt=f"crash test {n}", width=48, height=48)
+    store.save(result(Image.effect_noise((48, 48), 40 + n % 50).convert("RGB"), request, n, None))
     print("saved", flush=True)
 """
 

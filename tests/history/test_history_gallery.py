@@ -6,11 +6,11 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from sdstudio.engine.request import GenerationRequest, ModelInfo
+from sdstudio.engine.request import GenerationRequest
 from sdstudio.history import HistoryStore, Query
 from sdstudio.ui.gallery import GalleryWidget
+from tests.jobs import result
 
-MODEL = ModelInfo("tiny", "sd1", False, "cpu", "float32", "/models/tiny")
 PROMPTS = ["a red fox in the snow", "a lighthouse at night", "portrait of a fox", "a bowl of fruit"]
 
 
@@ -18,8 +18,8 @@ PROMPTS = ["a red fox in the snow", "a lighthouse at night", "portrait of a fox"
 def store(tmp_path):
     s = HistoryStore.open(tmp_path)
     for n, prompt in enumerate(PROMPTS):
-        request = GenerationRequest(prompt=prompt, negative_prompt="blurry", steps=4 + n, width=40, height=32)
-        s.save(Image.new("RGB", (40, 32), (60 * n, 90, 200)), request, 100 + n, MODEL)
+        request = GenerationRequest.create(prompt=prompt, negative_prompt="blurry", steps=4 + n, width=40, height=32)
+        s.save(result(Image.new("RGB", (40, 32), (60 * n, 90, 200)), request, 100 + n))
     yield s
     s.close()
 
@@ -125,8 +125,8 @@ def test_trash_view_restore_and_empty(gallery, store):
 
 
 def test_new_images_appear_at_the_top(gallery, store):
-    request = GenerationRequest(prompt="a brand new image", width=32, height=32)
-    image = store.save(Image.new("RGB", (32, 32)), request, 5, MODEL)
+    request = GenerationRequest.create(prompt="a brand new image", width=32, height=32)
+    image = store.save(result(Image.new("RGB", (32, 32)), request, 5))
     gallery.add_images([image])
     assert gallery.model.image_at(0).id == image.id
     assert gallery.model.rowCount() == 5 and "5 images" in gallery.count.text()

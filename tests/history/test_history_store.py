@@ -9,13 +9,11 @@ import time
 import pytest
 from PIL import Image
 
-from sdstudio.engine.events import ErrorKind, Finished
-from sdstudio.engine.params import request_infotext
+from sdstudio.engine.events import ErrorKind
 from sdstudio.engine.pngmeta import read_png_text
-from sdstudio.engine.request import GenerationRequest, Mode, ModelInfo
+from sdstudio.engine.request import GenerationRequest, Inputs, Mode
 from sdstudio.history import GroupBy, HistoryError, HistoryStore, Query
-
-MODEL = ModelInfo("tiny", "sd1", False, "cpu", "float32", "/models/tiny")
+from tests.jobs import finished, result
 
 
 def _image(color: str = "red", size: int = 32) -> Image.Image:
@@ -23,11 +21,11 @@ def _image(color: str = "red", size: int = 32) -> Image.Image:
 
 
 def _request(prompt: str = "a red cat", **kw) -> GenerationRequest:
-    return GenerationRequest(prompt=prompt, negative_prompt="blurry", width=32, height=32, steps=3, **kw)
+    return GenerationRequest.create(prompt=prompt, negative_prompt="blurry", width=32, height=32, steps=3, **kw)
 
 
 def _save(store: HistoryStore, prompt: str = "a red cat", seed: int = 1, **kw):
-    return store.save(_image(), _request(prompt, **kw), seed, MODEL)
+    return store.save(result(_image(), _request(prompt, **kw), seed))
 
 
 @pytest.fixture
@@ -40,8 +38,8 @@ def store(tmp_path):
 def test_saved_image_is_a_png_with_both_chunks_and_a_row(store):
     image = _save(store, "a cat\non two lines", seed=42)
     parameters, settings = read_png_text(store.path(image))
-    assert parameters == request_infotext(_request("a cat\non two lines"), 42, MODEL)
-    assert settings["seed"] == 42 and settings["model_info"]["name"] == "tiny"
+    assert parameters == result(_image(), _request("a cat\non two lines"), 42).infotext
+    assert settings["sampling"]["seed"] == 42 and settings["model_info"]["name"] == "tiny"
     assert (store.root / image.thumbnail).is_file()
     assert (image.prompt, image.negative_prompt, image.seed, image.model, image.mode) == (
         "a cat\non two lines", "blurry", 42, "tiny", "txt2img")  # fmt: skip
@@ -53,15 +51,15 @@ def test_saved_image_is_a_png_with_both_chunks_and_a_row(store):
 
 def test_batch_keeps_init_image_and_mask_once_and_links_the_parent(store):
     parent = _save(store, "a house")
-    request = _request("a house, snow", mode=Mode.INPAINT, init_image=_image("blue"), mask=Image.new("L", (32, 32), 255))
-    infos = tuple(request_infotext(request, s, MODEL) for s in (7, 8))
-    saved = store.save_finished(request, Finished((_image(), _image("green")), (7, 8), infos), MODEL, parent.id)
+    inputs = Inputs.from_pil(_image("blue"), Image.new("L", (32, 32), 255), source=parent.file)
+    request = _request("a house, snow", mode=Mode.INPAINT, inputs=inputs)
+    saved = store.save_finished(finished(request, [_image(), _image("green")], [7, 8]))
     assert [s.seed for s in saved] == [7, 8]
     assert saved[0].init_file == saved[1].init_file and saved[0].mask_file == saved[1].mask_file
     assert len(list((store.root / "inputs").iterdir())) == 2
     assert Image.open(store.root / saved[0].mask_file).mode == "L"
     assert all(s.parent_id == parent.id and s.mode == "inpaint" for s in saved)
-    assert saved[1].parameters == infos[1]
+    assert "Seed: 8, Size: 32x32" in saved[1].parameters and "Mode: inpaint" in saved[1].parameters
 
 
 def test_newest_first_with_keyset_paging(store):
@@ -112,8 +110,8 @@ def test_groups_by_day_and_by_prompt(store):
 
 def test_trash_restore_and_empty(store):
     keep = _save(store, "keep")
-    gone = store.save(_image(), _request("gone", mode=Mode.IMG2IMG, init_image=_image("blue")), 2, MODEL,
-                      init_file=store.save_inputs(_request(mode=Mode.IMG2IMG, init_image=_image("blue")))[0])  # fmt: skip
+    request = _request("gone", mode=Mode.IMG2IMG, inputs=Inputs.from_pil(_image("blue")))
+    gone = store.save(result(_image(), request, 2), init_file=store.save_inputs(request)[0])
     home = store.root / gone.file
     store.trash([gone.id])
     trashed = store.get(gone.id)
@@ -134,8 +132,8 @@ def test_trash_restore_and_empty(store):
 def test_missing_index_is_rebuilt_from_the_files(tmp_path):
     store = HistoryStore.open(tmp_path)
     parent = _save(store, "first, a castle", seed=10)
-    child = store.save(_image(), _request("second", mode=Mode.IMG2IMG, init_image=_image("blue")), 11, MODEL,
-                       parent_id=parent.id)  # fmt: skip
+    child = store.save(result(_image(), _request("second", mode=Mode.IMG2IMG, inputs=Inputs.from_pil(_image("blue"))), 11),
+                       parent=parent)  # fmt: skip
     trashed = _save(store, "third", seed=12)
     store.trash([trashed.id])
     before = {i.file: i for i in store.page(limit=100) + store.page(Query(trashed=True), limit=100)}
@@ -194,7 +192,7 @@ def test_full_disk_raises_a_clear_error_and_keeps_what_was_saved(store, monkeypa
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("sdstudio.history.store.save_png", full)
+    monkeypatch.setattr("sdstudio.history.store.write_new", full)
     with pytest.raises(HistoryError) as info:
         _save(store, "lost")
     assert info.value.kind == ErrorKind.DISK and "disk is full" in str(info.value)
@@ -251,7 +249,7 @@ def test_an_index_that_cannot_be_written_is_an_error_not_damage(tmp_path, monkey
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr("sdstudio.history.schema.connect", locked)
-    with pytest.raises(HistoryError, match="database is locked"):
+    with pytest.raises(HistoryError, match="another program is using the history index"):
         HistoryStore.open(tmp_path)
     assert not list(tmp_path.glob("index.db.corrupt-*"))  # nothing moved aside
 
@@ -260,5 +258,5 @@ def test_a_parent_deleted_for_good_meanwhile_does_not_block_the_save(store):
     parent = _save(store, "parent")
     store.trash([parent.id])
     store.empty_trash()
-    child = store.save(_image(), _request("child"), 2, MODEL, parent_id=parent.id)
+    child = store.save_finished(finished(_request("child", inputs=Inputs(source=parent.file)), [_image()], [2]))[0]
     assert child.parent_id is None and store.get(child.id) is not None

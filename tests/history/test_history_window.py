@@ -9,20 +9,17 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from sdstudio.engine.events import Finished
-from sdstudio.engine.params import request_infotext
 from sdstudio.engine.pngmeta import read_png_text
-from sdstudio.engine.request import GenerationRequest, Mode, ModelInfo, ModelRef
+from sdstudio.engine.request import GenerationRequest, Inputs, Mode, ModelRef
 from sdstudio.settings import SettingsStore
 from sdstudio.ui.history_dock import install_history
 from sdstudio.ui.main_window import MainWindow
-
-MODEL = ModelInfo("tiny", "sd1", False, "cpu", "float32", "/models/tiny")
+from tests.jobs import finished
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(SettingsStore(tmp_path / "settings.json"), engine_factory=lambda: None)
+    w = MainWindow(SettingsStore(tmp_path / "settings.json"), backend_factory=lambda: None)
     qtbot.addWidget(w)
     w.show()
     return w
@@ -37,10 +34,9 @@ def panel(qtbot, window, tmp_path):
 
 
 def _finish(window, prompt: str, seeds=(11, 12)) -> GenerationRequest:
-    request = GenerationRequest(prompt=prompt, negative_prompt="lowres", steps=9, cfg_scale=4.5, width=128, height=96)
+    request = GenerationRequest.create(prompt=prompt, negative_prompt="lowres", steps=9, cfg_scale=4.5, width=128, height=96)
     images = tuple(Image.new("RGB", (128, 96), (s * 10, 0, 0)) for s in seeds)
-    infos = tuple(request_infotext(request, s, MODEL) for s in seeds)
-    window.controller.job_finished.emit(request, Finished(images, tuple(seeds), infos), MODEL)
+    window.controller.job_finished.emit(finished(request, images, seeds))
     return request
 
 
@@ -70,9 +66,11 @@ def test_finished_images_are_saved_and_appear_at_the_top(qtbot, window, panel):
     top = panel.gallery.model.image_at(0)
     assert (top.prompt, top.seed) == ("a finished job", 12)
     parameters, settings = read_png_text(panel.store.path(top))
-    assert parameters == request_infotext(GenerationRequest(prompt="a finished job", negative_prompt="lowres",
-                                                            steps=9, cfg_scale=4.5, width=128, height=96), 12, MODEL)  # fmt: skip
-    assert settings["cfg_scale"] == 4.5
+    assert parameters.startswith("a finished job\nNegative prompt: lowres\nSteps: 9, ")
+    assert "CFG scale: 4.5, Seed: 12, Size: 128x96, Model: tiny" in parameters
+    made = GenerationRequest.from_json(settings)
+    assert (made.sampling.cfg_scale, made.sampling.seed, made.extent.width, made.prompt.prompt) == (
+        4.5, 12, 128, "a finished job")  # fmt: skip
 
 
 def test_reuse_parameters_fills_the_window_panels(qtbot, window, panel):
@@ -131,15 +129,30 @@ def test_send_to_img2img_links_the_next_result_to_its_parent(qtbot, window, pane
     parent = panel.gallery.details.image
     panel.gallery.details.buttons["img2img"].click()
     assert window.request_fields()["mode"].value == "img2img"
-    init, _mask = window._image_provider()
-    assert init is not None and init.size == (parent.width, parent.height)
-    request = GenerationRequest(prompt="the child", mode=Mode.IMG2IMG, init_image=init, width=128, height=96)
-    child = Image.new("RGB", (128, 96), "white")
-    window.controller.job_finished.emit(request, Finished((child,), (2,), (request_infotext(request, 2, MODEL),)), MODEL)
+    window.controller.model_ref = ModelRef("tiny")
+    window.apply_fields({"prompt": "the child", "width": 128, "height": 96})
+    request = window.build_request()
+    assert request.inputs.source == parent.file  # the lineage the window passes to the backend
+    assert request.inputs.init_image.open().size == (parent.width, parent.height)
+    window.controller.job_finished.emit(finished(request, [Image.new("RGB", (128, 96), "white")], [2]))
     qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 2, timeout=5000)
     saved = panel.gallery.model.image_at(0)
     assert (saved.prompt, saved.parent_id, saved.mode) == ("the child", parent.id, "img2img")
     assert (panel.store.root / saved.init_file).is_file()
+
+
+def test_a_new_picture_on_the_canvas_ends_the_lineage(qtbot, window, panel, tmp_path):
+    """A later, unrelated job is never recorded as a child of an image sent to img2img long ago."""
+    _finish(window, "the parent", seeds=(1,))
+    qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 1, timeout=5000)
+    panel.gallery.select_row(0)
+    panel.gallery.details.buttons["img2img"].click()
+    other = tmp_path / "other.png"
+    Image.new("RGB", (64, 64), "green").save(other)
+    window.open_init_image(str(other))
+    window.controller.model_ref = ModelRef("tiny")
+    window.apply_fields({"prompt": "unrelated"})
+    assert window.build_request().inputs.source is None
 
 
 def test_copy_puts_the_image_on_the_clipboard(qtbot, window, panel):
@@ -157,7 +170,7 @@ def test_a_save_that_fails_is_reported_in_the_banner(qtbot, window, panel, monke
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("sdstudio.history.store.save_png", full)
+    monkeypatch.setattr("sdstudio.history.store.write_new", full)
     _finish(window, "no room", seeds=(1,))
     qtbot.waitUntil(lambda: any("disk is full" in p.message for p in window.banner.problems()), timeout=5000)
     assert panel.gallery.model.rowCount() == 0
@@ -165,9 +178,8 @@ def test_a_save_that_fails_is_reported_in_the_banner(qtbot, window, panel, monke
 
 def test_reusing_an_img2img_image_restores_its_init_image(qtbot, window, panel):
     init = Image.new("RGB", (128, 96), (10, 200, 30))
-    request = GenerationRequest(prompt="from an init", mode=Mode.IMG2IMG, init_image=init, strength=0.4, width=128, height=96)
-    finished = Finished((Image.new("RGB", (128, 96)),), (8,), (request_infotext(request, 8, MODEL),))
-    window.controller.job_finished.emit(request, finished, MODEL)
+    request = GenerationRequest.create(prompt="from an init", mode=Mode.IMG2IMG, strength=0.4, width=128, height=96, inputs=Inputs.from_pil(init_image=init))
+    window.controller.job_finished.emit(finished(request, [Image.new("RGB", (128, 96))], [8]))
     qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 1, timeout=5000)
     window.apply_fields({"mode": Mode.TXT2IMG})
     panel.gallery.select_row(0)

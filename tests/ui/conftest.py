@@ -6,11 +6,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from sdstudio.engine.events import Finished
-from sdstudio.engine.params import request_infotext
-from sdstudio.engine.request import GenerationRequest, ModelInfo
-
-MODEL = ModelInfo("tiny", "sd1", False, "cpu", "float32", "/models/tiny")
+from sdstudio.engine.request import GenerationRequest
+from tests.jobs import finished
 
 
 @pytest.fixture
@@ -21,7 +18,7 @@ def studio(qtbot, tmp_path):
     from sdstudio.ui.history_dock import install_history
     from sdstudio.ui.main_window import MainWindow
 
-    window = MainWindow(SettingsStore(tmp_path / "settings.json"), engine_factory=lambda: None)
+    window = MainWindow(SettingsStore(tmp_path / "settings.json"), backend_factory=lambda: None)
     qtbot.addWidget(window)
     install_canvas(window)
     window.history = install_history(window, tmp_path / "history")
@@ -36,8 +33,7 @@ def studio(qtbot, tmp_path):
 
 def finish_job(window, colours=((200, 10, 10),), seeds=(4,), size=(64, 64), prompt="a red square") -> GenerationRequest:
     """Pretend the engine finished a job: the window shows it and the history saves it."""
-    request = GenerationRequest(prompt=prompt, width=size[0], height=size[1])
+    request = GenerationRequest.create(prompt=prompt, width=size[0], height=size[1])
     images = tuple(Image.new("RGB", size, colour) for colour in colours)
-    infos = tuple(request_infotext(request, seed, MODEL) for seed in seeds)
-    window.controller.job_finished.emit(request, Finished(images, tuple(seeds), infos), MODEL)
+    window.controller.job_finished.emit(finished(request, images, seeds))
     return request
