@@ -144,15 +144,15 @@ def _model_name(
     parameters: str | None, settings: dict[str, Any] | None, fields: dict[str, Any]
 ) -> str:
     info = settings.get("model_info") if settings else None
-    if isinstance(info, dict):
-        return clean_text(info.get("name"))
-    if fields.get("model") is not None:
-        return clean_text(getattr(fields["model"], "name", ""))
-    if parameters:
-        try:
+    try:
+        if isinstance(info, dict):
+            return clean_text(info.get("name"))
+        if fields.get("model") is not None:
+            return clean_text(fields["model"].name)
+        if parameters:
             return clean_text(parse_infotext(parameters).params.get("Model", ""))
-        except Exception:  # noqa: BLE001 - the text is foreign; no model name is no harm
-            return ""
+    except Exception:  # noqa: BLE001 - the metadata is foreign; no model name is no harm
+        pass
     return ""
 
 
