@@ -96,3 +96,16 @@ def test_installed_wheel_generates_on_the_builtin_model(venv, tmp_path):
     with Image.open(png) as image:
         assert image.size == (128, 128)
         assert "a red circle" in image.info["parameters"]
+
+
+def test_installed_app_starts_and_installs_its_desktop_entry(venv, tmp_path):
+    env = _clean_env() | {"XDG_DATA_HOME": str(tmp_path / "data")}
+    sdstudio = venv / "bin" / "sdstudio"
+
+    # --help imports every window module from the wheel, then exits before opening a window.
+    assert "SD Studio" in _run([sdstudio, "--help"], cwd=tmp_path, env=env).stdout
+    _run([sdstudio, "--install-desktop-entry"], cwd=tmp_path, env=env)
+
+    entry = (tmp_path / "data" / "applications" / "sdstudio.desktop").read_text()
+    assert f"Exec={venv / 'bin' / 'python'} -m sdstudio" in entry
+    assert (tmp_path / "data" / "icons" / "hicolor" / "scalable" / "apps" / "sdstudio.svg").read_text().startswith("<svg")
