@@ -1,5 +1,5 @@
 """The masking canvas as one widget: the view, its actions and shortcuts, and ways to put a
-picture on it (open, drop, paste). Errors and notices leave through signals, never dialogs."""
+picture on it (open, drop, paste). Errors leave through a signal, never dialogs."""
 
 from __future__ import annotations
 
@@ -31,9 +31,6 @@ class Canvas(QWidget):
 
     error = Signal(str)
     """Carries a message for a person; fires when a picture cannot be opened, dropped or pasted."""
-
-    notice = Signal(str)
-    """Carries a message that is not an error; fires e.g. when the image size is not a multiple of 8."""
 
     image_changed = Signal(QSize)
     """Carries the image size; fires whenever a new image is put on the canvas."""
@@ -77,14 +74,8 @@ class Canvas(QWidget):
 
     def set_image(self, picture: Image.Image | QImage, keep_mask: bool = True) -> None:
         """Put a picture on the canvas; `keep_mask` keeps the painted mask (e.g. for a result
-        sent back for another round). Tells the person when the engine will snap the size."""
+        sent back for another round). What size the engine makes of it is the window's to say."""
         self.document.set_image(picture, keep_mask=keep_mask)
-        size = self.document.size()
-        if size.width() % 8 or size.height() % 8:
-            self.notice.emit(
-                f"The canvas image is {size.width()}×{size.height()} pixels, not a multiple of 8: "
-                "the engine will snap it to a multiple of 8 when generating."
-            )
 
     def set_mask(self, picture: Image.Image | QImage) -> None:
         """Replace the mask (white or opaque = repaint); undoable."""

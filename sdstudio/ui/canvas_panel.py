@@ -91,8 +91,9 @@ def install_canvas(window: MainWindow) -> Canvas:
     window.results.addAction(send)
     window.results.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
     canvas.error.connect(lambda message: window.report(message))
-    canvas.notice.connect(lambda message: window.report(message, level=Level.INFO))
     canvas.image_changed.connect(lambda _size: _leave_txt2img(window, canvas))
+    canvas.image_changed.connect(lambda _size: tell_canvas_size(window, canvas))
+    window.params.mode_changed.connect(lambda _mode: tell_canvas_size(window, canvas))
     # Another picture on the canvas is no longer the one the lineage named.
     canvas.image_changed.connect(lambda _size: window.set_input_source(None))
 
@@ -116,6 +117,23 @@ def send_result_to_canvas(window: MainWindow, canvas: Canvas) -> None:
         return
     canvas.set_image(image.copy(), keep_mask=True)
     window.center.setCurrentWidget(canvas)
+
+
+def tell_canvas_size(window: MainWindow, canvas: Canvas) -> None:
+    """One banner, while it is so, when img2img / inpaint will resize the canvas picture: the
+    engine makes the image at the size in Parameters and fits the picture to it."""
+    fields = window.request_fields()
+    size = canvas.document.size()
+    wanted = (fields["width"], fields["height"])
+    if not canvas.has_image() or fields["mode"] is Mode.TXT2IMG or (size.width(), size.height()) == wanted:
+        window.banner.clear("canvas-size")
+        return
+    window.report(
+        f"The canvas picture is {size.width()}×{size.height()}; {fields['mode'].value} makes "
+        f"{wanted[0]}×{wanted[1]} (the size in Parameters) and resizes the picture to that.",
+        level=Level.INFO,
+        cause="canvas-size",
+    )
 
 
 def _leave_txt2img(window: MainWindow, canvas: Canvas) -> None:

@@ -44,19 +44,26 @@ class Problem:
     message: str
     details: str = ""
     level: Level = Level.ERROR
+    # What the problem is about ("model", "canvas-size", ...): a newer problem with the same
+    # cause replaces it, and `Banner.clear(cause)` removes it once the cause is gone. Without
+    # a cause it is a one-off, superseded by the next one-off.
+    cause: str = ""
 
 
-def problem_from(error: BaseException | str, details: str = "", level: Level = Level.ERROR) -> Problem:
+def problem_from(
+    error: BaseException | str, details: str = "", level: Level = Level.ERROR, cause: str = ""
+) -> Problem:
     """A Problem from an exception (its traceback becomes the details) or a plain message."""
     if isinstance(error, BaseException):
         message = str(error) or type(error).__name__
         details = details or "".join(traceback.format_exception(error))
-        return Problem(message, details, level)
-    return Problem(error, details, level)
+        return Problem(message, details, level, cause)
+    return Problem(error, details, level, cause)
 
 
 class Banner(QFrame):
-    """Shows the newest unread problem; Dismiss shows the one before, until none is left."""
+    """Shows the newest problem; one per cause. Dismiss shows the one before only if its
+    cause is still there: one-offs are superseded and stale causes are cleared."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -97,11 +104,21 @@ class Banner(QFrame):
         return list(self._problems)
 
     def show_problem(self, problem: Problem) -> None:
-        # The same message twice in a row (e.g. queued jobs failing alike) shows once.
-        if self._problems and self._problems[-1] == problem:
-            return
-        self._problems.append(problem)
+        """Show `problem` on top, replacing the one of the same cause (or the last one-off)
+        and any other showing the same message (e.g. queued jobs failing alike)."""
+
+        def replaced(old: Problem) -> bool:
+            return old.message == problem.message or old.cause == problem.cause
+
+        self._problems = [old for old in self._problems if not replaced(old)] + [problem]
         self._refresh()
+
+    def clear(self, cause: str) -> None:
+        """The cause went away: remove its problem (every cause starting with `cause`)."""
+        kept = [p for p in self._problems if not (p.cause and p.cause.startswith(cause))]
+        if len(kept) != len(self._problems):
+            self._problems = kept
+            self._refresh()
 
     def dismiss(self) -> None:
         if self._problems:
@@ -119,8 +136,8 @@ class Banner(QFrame):
         self.setPalette(palette)
         self.title.setText(f"<b>{_TITLES[problem.level]}:</b>")
         self.message.setText(problem.message)
-        earlier = len(self._problems) - 1
-        self.more.setText(f"(+{earlier} earlier)" if earlier else "")
+        others = len(self._problems) - 1
+        self.more.setText(f"(+{others} more)" if others else "")
         self.details.setPlainText(problem.details)
         self.details_button.setVisible(bool(problem.details))
         if not problem.details:

@@ -237,7 +237,9 @@ class GalleryWidget(QWidget):
         QGuiApplication.clipboard().setImage(picture)
 
     def _open_folder(self, image: HistoryImage) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.store.path(image).parent)))
+        folder = self.store.path(image).parent
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            raise OSError(f"No file manager could open the folder; the image is in {folder}")
 
     def _export(self, image: HistoryImage) -> None:
         source = self.store.path(image)

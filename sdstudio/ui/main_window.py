@@ -10,12 +10,14 @@ Integration points for the other parts of the studio (canvas, history):
 - `set_input_source(id)`: the lineage of the init image (e.g. the history file it came from),
   recorded with every result made from it; cleared when the canvas gets another picture.
 - `controller.job_finished(Finished)`: fires once per finished job.
-- `report(error, details, level)`: the one way a problem reaches the person.
+- `report(error, details, level, cause)`: the one way a problem reaches the person; with a
+  cause, one banner per cause, and `banner.clear(cause)` once the cause is gone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
@@ -42,7 +44,7 @@ from sdstudio.engine.request import (
 )
 from sdstudio.settings import Settings, SettingsStore
 from sdstudio.ui.controller import GenerationController
-from sdstudio.ui.errors import Banner, Level, problem_from
+from sdstudio.ui.errors import Banner, Level, Problem, problem_from
 from sdstudio.ui.icons import icon
 from sdstudio.ui.images import to_qimage
 from sdstudio.ui.model_menu import ModelMenu
@@ -82,6 +84,7 @@ class MainWindow(QMainWindow):
         self.canvas: Canvas | None = None
         self._input_source: str | None = None
         self._init_image: Image | None = None
+        self._last_engine_problem: Problem | None = None  # tagged "model" when it was a load
         self._image_provider: ImageProvider = lambda: (self._init_image, None)
 
         self.banner = Banner()
@@ -162,9 +165,11 @@ class MainWindow(QMainWindow):
         self.prompt_panel.set_texts(fields)
         self.params.apply_fields(fields)
 
-    def report(self, error: BaseException | str, details: str = "", level: Level = Level.ERROR) -> None:
+    def report(
+        self, error: BaseException | str, details: str = "", level: Level = Level.ERROR, cause: str = ""
+    ) -> None:
         """Show a problem in the banner (with its traceback under Details). Never modal."""
-        self.banner.show_problem(problem_from(error, details, level))
+        self.banner.show_problem(problem_from(error, details, level, cause))
 
     # ---- start-up, generate, cancel ---------------------------------------------------
 
@@ -172,7 +177,7 @@ class MainWindow(QMainWindow):
         """Start the engine and load the start-up model; the window is already showing."""
         if self._startup_model == BUILTIN_MODEL and not builtin_model_available():
             self.status.set_activity("No model loaded")
-            self.report(f"The built-in model is not installed (resources/models/builtin). {NO_MODEL_HELP}", level=Level.WARNING)
+            self.report(f"The built-in model is not installed (resources/models/builtin). {NO_MODEL_HELP}", level=Level.WARNING, cause="model")
             return
         self.status.set_activity("Loading engine…")
         self.load_model(ModelRef(self._startup_model))
@@ -193,18 +198,19 @@ class MainWindow(QMainWindow):
     def build_request(self) -> GenerationRequest | None:
         """The request from the panels, or None after telling the person what is missing."""
         if self.controller.model_ref is None:
-            self.report(f"No model is loaded. {NO_MODEL_HELP}")
+            self.report(f"No model is loaded. {NO_MODEL_HELP}", cause="model")
             return None
         fields = self.request_fields()
         image = mask = None
         if fields["mode"] is not Mode.TXT2IMG:
             image, mask = self._image_provider()
             if image is None:
-                self.report(f"{fields['mode'].value} needs an init image: use File ▸ Open init image… or the canvas.")
+                self.report(f"{fields['mode'].value} needs an init image: use File ▸ Open init image… or the canvas.", cause="inputs")
                 return None
             if fields["mode"] is Mode.INPAINT and mask is None:
-                self.report("Inpaint needs a mask: paint one on the canvas.")
+                self.report("Inpaint needs a mask: paint one on the canvas.", cause="inputs")
                 return None
+        self.banner.clear("inputs")
         inputs = Inputs.from_pil(image, mask, source=self._input_source if image is not None else None)
         return GenerationRequest.create(model=self.controller.model_ref, inputs=inputs, **fields)
 
@@ -267,15 +273,16 @@ class MainWindow(QMainWindow):
         self.prompt_panel.cancel.clicked.connect(self.cancel)
         self.model_menu.model_chosen.connect(self.load_model)
         c.queue_changed.connect(self._queue_changed)
-        c.job_started.connect(lambda _request, total: self.status.job_started(total))
+        c.job_started.connect(self._job_started)
         c.step.connect(self._step)
         c.job_finished.connect(self._finished)
         c.job_ended.connect(lambda _request, outcome: self.status.job_ended(outcome))
         c.model_loading.connect(self.status.set_activity)
         c.model_loaded.connect(self._model_loaded)
         c.model_failed.connect(self._model_failed)
-        c.problem.connect(lambda message, details: self.report(message, details))
-        c.notice.connect(lambda message: self.report(message, level=Level.INFO))
+        c.problem.connect(self._engine_problem)
+        # One banner per notice of the running job; the next job's notices replace them.
+        c.notice.connect(lambda message: self.report(message, level=Level.INFO, cause=f"job:{message}"))
         for widget_before, widget_after in (
             (self.prompt_panel.prompt, self.prompt_panel.negative_prompt),
             (self.prompt_panel.negative_prompt, self.prompt_panel.generate),
@@ -284,6 +291,14 @@ class MainWindow(QMainWindow):
             (self.queue_button, self.params.mode),
         ):
             QWidget.setTabOrder(widget_before, widget_after)
+
+    def _job_started(self, _request: GenerationRequest, total: int) -> None:
+        self.banner.clear("job:")
+        self.status.job_started(total)
+
+    def _engine_problem(self, message: str, details: str) -> None:
+        self._last_engine_problem = problem_from(message, details)
+        self.banner.show_problem(self._last_engine_problem)
 
     def _queue_changed(self) -> None:
         busy = self.controller.running() is not None
@@ -303,6 +318,7 @@ class MainWindow(QMainWindow):
             self.params.set_last_seed(event.seeds[0])
 
     def _model_loaded(self, ref: ModelRef, info: ModelInfo) -> None:
+        self.banner.clear("model")  # a failed load or a missing model is no longer the case
         self.status.model_ready(info)
         if (self.settings.model or BUILTIN_MODEL) != ref.source:
             # A model draws best at the size and CFG it was made for (the built-in one at 128
@@ -318,11 +334,14 @@ class MainWindow(QMainWindow):
             self.model_menu.set_recent(self.settings.recent_models)
 
     def _model_failed(self, ref: ModelRef) -> None:
+        self.status.load_ended()
+        if self._last_engine_problem is not None:  # the controller reported the failure just now
+            self.banner.show_problem(replace(self._last_engine_problem, cause="model"))
         if self.controller.model_info is not None:
             self.status.set_activity("Ready")
         elif ref.source != BUILTIN_MODEL and builtin_model_available():
             # The last model is gone or broken: start on the built-in one rather than nothing.
-            self.report(f"Opening the built-in model instead of {ref.name}.", level=Level.INFO)
+            self.report(f"Opening the built-in model instead of {ref.name}.", level=Level.INFO, cause="model-fallback")
             self.load_model(ModelRef(BUILTIN_MODEL))
         else:
             self.status.set_activity("No model loaded")

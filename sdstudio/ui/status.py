@@ -48,6 +48,11 @@ class StudioStatusBar(QStatusBar):
             self.progress.setFormat("%p%")
             self.progress.show()
 
+    def load_ended(self) -> None:
+        """A model load stopped without a model (it failed): its progress bar goes."""
+        if not self._job_running():
+            self.progress.hide()
+
     def model_ready(self, info: ModelInfo) -> None:
         self.set_model(info)
         if not self._job_running():

@@ -42,10 +42,11 @@ def test_painted_mask_inpaints_only_inside(studio, qtbot):
 
     with qtbot.waitSignal(studio.controller.job_finished, timeout=120_000) as finished:
         studio.generate()
-    request, event = finished.args[0], finished.args[1]
+    event = finished.args[0]
+    request = event.results[0].request
     assert request.mode is Mode.INPAINT
-    assert request.mask.tobytes() == painted.tobytes()
-    assert request.init_image.tobytes() == picture.tobytes()
+    assert request.inputs.mask.open().tobytes() == painted.tobytes()
+    assert request.inputs.init_image.open().tobytes() == picture.tobytes()
     result = np.asarray(event.images[0].convert("RGB"))
     # Far enough from the painted stroke that no blur reaches: the input pixels, exactly.
     reach = np.asarray(painted.filter(ImageFilter.MaxFilter(2 * 12 + 1))) > 0
@@ -70,11 +71,11 @@ def test_canvas_errors_reach_the_banner_and_init_image_goes_to_canvas(studio, tm
     Image.new("RGB", (60, 40), (1, 2, 3)).save(good)
     studio.open_init_image(str(good))  # File ▸ Open init image
     assert studio.canvas.image().size == (60, 40)
-    assert "multiple of 8" in studio.banner.message.text()
+    assert "60×40" in studio.banner.message.text() and "resizes" in studio.banner.message.text()
     request = studio.build_request()
-    assert request.mode is Mode.IMG2IMG and request.init_image.size == (60, 40)
-    assert request.mask is None  # nothing painted: no mask
+    assert request.mode is Mode.IMG2IMG and request.inputs.init_image.open().size == (60, 40)
+    assert request.inputs.mask is None  # nothing painted: no mask
     studio.canvas.document.fill_mask()
-    assert studio.build_request().mask is None  # img2img takes no mask
+    assert studio.build_request().inputs.mask is None  # img2img takes no mask
     studio.apply_fields({"mode": Mode.INPAINT})
-    assert studio.build_request().mask.size == (60, 40)
+    assert studio.build_request().inputs.mask.open().size == (60, 40)
