@@ -9,12 +9,39 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from sdstudio.engine.request import ModelInfo
 
+RECENT_STEPS = 8  # the time left follows the pace of the last few steps
 
-def time_left(elapsed: float, done: int, total: int) -> str:
-    """"12 s left" / "3 min left" from the average time per step so far."""
-    if done <= 0:
+
+class StepClock:
+    """When each step of a job ended, and the time left from the steps' own pace.
+
+    The first step also pays for warm-up (text encoding, moving weights, first kernels), often
+    several times a later step, so the time up to the first step seen never counts: before a
+    second step arrives there is no estimate. Then the median of the recent per-step times
+    (steps the window skipped while busy are spread over the gap), which one hiccup cannot skew."""
+
+    def __init__(self) -> None:
+        self._seen: list[tuple[int, float]] = []  # (step index, when it arrived)
+
+    def start(self) -> None:
+        self._seen = []
+
+    def step(self, index: int, now: float) -> None:
+        self._seen.append((index, now))
+
+    def seconds_left(self, done: int, total: int) -> float | None:
+        pairs = zip(self._seen, self._seen[1:], strict=False)
+        per_step = [(t1 - t0) / (i1 - i0) for (i0, t0), (i1, t1) in pairs if i1 > i0]
+        if not per_step:
+            return None
+        recent = sorted(per_step[-RECENT_STEPS:])
+        return recent[len(recent) // 2] * (total - done)
+
+
+def time_left(seconds: float | None) -> str:
+    """"12 s left" / "3 min left"; "" when there is no estimate yet."""
+    if seconds is None:
         return ""
-    seconds = elapsed / done * (total - done)
     if seconds < 90:
         return f"{seconds:.0f} s left"
     return f"{seconds / 60:.0f} min left"
@@ -36,7 +63,7 @@ class StudioStatusBar(QStatusBar):
         self.addPermanentWidget(self.progress)
         for label in (self.model, self.device, self.dtype):
             self.addPermanentWidget(label)
-        self._job_start = 0.0
+        self._clock = StepClock()
         self.set_model(None)
 
     def set_activity(self, text: str, progress: float | None = None) -> None:
@@ -66,7 +93,7 @@ class StudioStatusBar(QStatusBar):
         self.dtype.setText(f"dtype: {info.dtype}" if info else "")
 
     def job_started(self, total: int) -> None:
-        self._job_start = time.monotonic()
+        self._clock.start()
         self.activity.setText("Generating…")
         self.progress.setRange(0, total)
         self.progress.setValue(0)
@@ -77,7 +104,8 @@ class StudioStatusBar(QStatusBar):
     def step(self, index: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(index)
-        left = time_left(time.monotonic() - self._job_start, index, total)
+        self._clock.step(index, time.monotonic())
+        left = time_left(self._clock.seconds_left(index, total))
         self.progress.setFormat(f"step {index}/{total}" + (f" · {left}" if left and index < total else ""))
 
     def job_ended(self, outcome: str) -> None:
