@@ -12,11 +12,14 @@ def describe(stream: JobStream) -> str:
     """A one-line summary of a generation job for a menu."""
     request = stream.request
     assert request is not None
-    prompt = " ".join(request.prompt.split()) or "(empty prompt)"
+    prompt = " ".join(request.prompt.prompt.split()) or "(empty prompt)"
     if len(prompt) > 40:
         prompt = prompt[:39] + "…"
-    images = request.batch_size * request.batch_count
-    return f"{prompt} — {request.width}×{request.height}, {request.steps} steps, {images} image(s)"
+    extent, sampling = request.extent, request.sampling
+    size = f"{extent.width}×{extent.height}" if extent.width and extent.height else "model size"
+    seed = "random seed" if sampling.seed < 0 else f"seed {sampling.seed}"
+    images = extent.batch_size * extent.batch_count
+    return f"{prompt} — {request.mode.value}, {size}, {sampling.steps} steps, {seed}, {images} image(s)"
 
 
 class QueueButton(QToolButton):

@@ -25,8 +25,9 @@ def test_ctrl_enter_generates_with_live_preview(make_window, qtbot):
     qtbot.keyClicks(window.prompt_panel.prompt, "a red fox")
     with qtbot.waitSignal(window.controller.job_finished, timeout=60_000) as finished:
         qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    request, event, info = finished.args
-    assert request.prompt == "a red fox" and request.width == 64
+    (event,) = finished.args
+    request, info = event.results[0].request, event.results[0].model
+    assert request.prompt.prompt == "a red fox" and request.extent.width == 64
     assert [p for p in previews if p is not None], "no preview reached the view"
     assert shown_during_run - {before}, "the view did not change during the run"
     assert len(event.images) == 1 and info is not None
@@ -61,7 +62,7 @@ def test_cancel_mid_run(make_window, qtbot):
 def test_queue_two_and_cancel_the_pending_one(make_window, qtbot):
     window = make_window()
     outcomes = []
-    window.controller.job_ended.connect(lambda request, outcome: outcomes.append((request.prompt, outcome)))
+    window.controller.job_ended.connect(lambda request, outcome: outcomes.append((request.prompt.prompt, outcome)))
     window.apply_fields(SMALL | {"steps": 30, "prompt": "first"})
     with qtbot.waitSignal(window.controller.job_started, timeout=60_000):
         window.generate()
@@ -109,7 +110,8 @@ def test_img2img_and_inpaint_take_images_from_the_provider(make_window, qtbot, t
     assert window.params.current_mode() is Mode.IMG2IMG
     with qtbot.waitSignal(window.controller.job_finished, timeout=60_000) as finished:
         window.generate()
-    assert finished.args[0].init_image is not None and finished.args[0].mode is Mode.IMG2IMG
+    made = finished.args[0].results[0].request
+    assert made.inputs.init_image is not None and made.mode is Mode.IMG2IMG
 
     window.apply_fields({"mode": Mode.INPAINT})
     window.generate()  # no mask yet: the banner says what is missing, nothing is queued
@@ -119,4 +121,5 @@ def test_img2img_and_inpaint_take_images_from_the_provider(make_window, qtbot, t
     window.set_image_provider(lambda: (Image.new("RGB", (64, 64), (0, 90, 200)), mask))
     with qtbot.waitSignal(window.controller.job_finished, timeout=60_000) as finished:
         window.generate()
-    assert finished.args[0].mask is mask and len(finished.args[1].images) == 1
+    made = finished.args[0].results[0].request
+    assert made.inputs.mask.open().tobytes() == mask.tobytes() and len(finished.args[0].images) == 1

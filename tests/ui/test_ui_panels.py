@@ -6,7 +6,7 @@ from __future__ import annotations
 from PIL import Image
 
 from sdstudio.engine.events import Finished, Started, Step
-from sdstudio.engine.params import request_fields_from_infotext
+from sdstudio.engine.params import fields_from_infotext
 from sdstudio.engine.request import Mode
 from sdstudio.ui.jobs import JobStream
 from sdstudio.ui.param_panel import ParameterPanel
@@ -19,26 +19,43 @@ def _visible(panel: ParameterPanel, widget) -> bool:
 def test_mode_switch_shows_only_the_controls_it_uses(qtbot):
     panel = ParameterPanel()
     qtbot.addWidget(panel)
-    assert not _visible(panel, panel.strength) and not _visible(panel, panel.mask_blur)
+    assert not _visible(panel, panel.controls["strength"]) and not _visible(panel, panel.controls["mask_blur"])
     panel.mode.setCurrentIndex(panel.mode.findData(Mode.IMG2IMG))
-    assert _visible(panel, panel.strength) and not _visible(panel, panel.mask_blur)
+    assert _visible(panel, panel.controls["strength"]) and not _visible(panel, panel.controls["mask_blur"])
     panel.mode.setCurrentIndex(panel.mode.findData(Mode.INPAINT))
-    assert _visible(panel, panel.strength) and _visible(panel, panel.mask_blur) and _visible(panel, panel.padding)
+    assert _visible(panel, panel.controls["strength"]) and _visible(panel, panel.controls["mask_blur"]) and _visible(panel, panel.controls["inpaint_padding"])
     panel.mode.setCurrentIndex(panel.mode.findData(Mode.TXT2IMG))
-    assert not _visible(panel, panel.strength)
+    assert not _visible(panel, panel.controls["strength"])
+
+
+def test_size_and_cfg_follow_the_model_until_the_person_sets_them(qtbot):
+    from sdstudio.engine.request import Family, ModelInfo
+
+    panel = ParameterPanel()
+    qtbot.addWidget(panel)
+    builtin = ModelInfo("builtin", Family.SD1, False, "cpu", "float32", "builtin", native_size=128, default_cfg=5.0)
+    fields = panel.request_fields()
+    assert (fields["width"], fields["height"], fields["cfg_scale"]) == (None, None, None)  # the engine decides
+    panel.show_model_defaults(builtin)
+    assert panel.controls["width"].value() == 128 and panel.controls["cfg_scale"].value() == 5.0
+    assert panel.request_fields()["width"] is None
+    panel.controls["cfg_scale"].set_value(8)  # the person's choice sticks
+    assert panel.request_fields()["cfg_scale"] == 8.0 and panel.request_fields()["width"] is None
+    panel.follow_model(ModelInfo("xl", Family.SDXL, False, "cpu", "float32", "xl", native_size=1024))
+    assert panel.request_fields()["cfg_scale"] is None and panel.controls["width"].value() == 1024
 
 
 def test_sizes_snap_to_8_presets_and_swap(qtbot):
     panel = ParameterPanel()
     qtbot.addWidget(panel)
-    panel.width_.spin.setValue(515)
+    panel.controls["width"].spin.setValue(515)
     assert panel.request_fields()["width"] == 512
-    panel.size_preset.setCurrentIndex(4)
-    panel.size_preset.activated.emit(4)  # 512 x 768
+    panel.size_preset.setCurrentIndex(5)
+    panel.size_preset.activated.emit(5)  # 512 x 768
     assert (panel.request_fields()["width"], panel.request_fields()["height"]) == (512, 768)
     panel.swap.click()
     assert (panel.request_fields()["width"], panel.request_fields()["height"]) == (768, 512)
-    panel.width_.slider.setValue(panel.width_.slider.value() + 1)
+    panel.controls["width"].slider.setValue(panel.controls["width"].slider.value() + 1)
     assert panel.request_fields()["width"] == 776
 
 
@@ -46,7 +63,7 @@ def test_seed_dice_reuse_and_fields_from_a_png_text(qtbot):
     panel = ParameterPanel()
     qtbot.addWidget(panel)
     text = "a cat\nNegative prompt: dog\nSteps: 12, Sampler: DDIM, CFG scale: 6.5, Seed: 4000000000, Size: 640x448"
-    panel.apply_fields(request_fields_from_infotext(text))
+    panel.apply_fields(fields_from_infotext(text))
     fields = panel.request_fields()
     assert (fields["steps"], fields["sampler"], fields["cfg_scale"]) == (12, "DDIM", 6.5)
     assert (fields["seed"], fields["width"], fields["height"]) == (4_000_000_000, 640, 448)
@@ -64,7 +81,7 @@ def test_job_stream_keeps_only_the_newest_unread_preview(qloop, qtbot):
     stream._push(Started(total=3))
     for index in (1, 2, 3):
         stream._push(Step(index, 3, image))
-    stream._push(Finished((image,), (1,), ("",)))
+    stream._push(Finished(()))
 
     async def read():
         return [event async for event in stream]
@@ -80,7 +97,7 @@ def test_jobs_run_reads_a_real_job_to_its_end(qloop, qtbot, ui_engine, tiny_sd1)
     from sdstudio.engine.request import GenerationRequest, ModelRef
     from sdstudio.ui.jobs import Jobs
 
-    request = GenerationRequest("a kite", steps=2, width=64, height=64, seed=3, model=ModelRef(str(tiny_sd1)))
+    request = GenerationRequest.create(prompt="a kite", steps=2, width=64, height=64, seed=3, model=ModelRef(str(tiny_sd1)))
 
     async def collect():
         return [event async for event in Jobs(ui_engine).run(request)]

@@ -72,7 +72,7 @@ def test_keyboard_tab_order_and_mnemonic_buddies(make_window):
     assert _next_tab_stop(panel.prompt) is panel.negative_prompt
     assert _next_tab_stop(panel.negative_prompt) is panel.generate
     buddies = {label.text(): label.buddy() for label in window.params.findChildren(QLabel)}
-    assert buddies["&Steps:"] is window.params.steps and buddies["S&eed:"] is window.params.seed
+    assert buddies["&Steps:"] is window.params.controls["steps"] and buddies["S&eed:"] is window.params.seed
     prompt_buddies = {label.text(): label.buddy() for label in panel.findChildren(QLabel)}
     assert prompt_buddies["&Prompt:"] is panel.prompt
 
@@ -81,7 +81,8 @@ def test_a_new_model_starts_at_its_native_size_and_a_restart_keeps_the_persons(m
     path = tmp_path / "settings.json"
     first = make_window(settings_path=path)  # fresh settings, tiny model trained at 64x64
     assert first.controller.model_info.native_size == 64
-    assert (first.request_fields()["width"], first.request_fields()["height"]) == (64, 64)
+    assert (first.request_fields()["width"], first.request_fields()["height"]) == (None, None)  # the model's
+    assert first.params.controls["width"].value() == 64 and first.build_request().extent.width is None
     first.apply_fields({"width": 96, "height": 128})
     first.close()
 
