@@ -121,9 +121,7 @@ class Param:
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if self.kind is Mode:
-            if value not in set(Mode):
-                return f"{self.title} must be one of {', '.join(Mode)}, not {value!r}."
-            return None
+            return None if is_mode(value) else f"{self.title} must be one of {', '.join(Mode)}, not {value!r}."
         if not isinstance(value, self.kind) or (self.kind is int and isinstance(value, bool)):
             return f"{self.title} must be {_KIND_WORDS[self.kind]}, not {value!r}."
         if self.kind is float and not math.isfinite(value):  # type: ignore[arg-type]
@@ -254,6 +252,10 @@ def defaults() -> dict[str, Any]:
     return {p.name: None if p.from_model else p.default for p in PARAMETERS}
 
 
+def is_mode(value: object) -> bool:
+    return isinstance(value, str) and value in {m.value for m in Mode}
+
+
 def applies(param: Param, mode: Mode) -> bool:
     return mode in param.modes
 
@@ -264,7 +266,7 @@ def check(fields: Fields) -> list[str]:
     mode = fields.get("mode", Mode.TXT2IMG)
     problems = []
     for param in PARAMETERS:
-        if param.name in fields and (param.name == "mode" or mode not in set(Mode) or applies(param, mode)):
+        if param.name in fields and (param.name == "mode" or not is_mode(mode) or applies(param, mode)):
             problem = param.problem(fields[param.name])
             if problem:
                 problems.append(problem)
@@ -276,7 +278,7 @@ def coerced(param: Param, value: object) -> object:
     (a file may say anything; callers fall back to the default)."""
     if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if param.kind is Mode and isinstance(value, str) and value in set(Mode):
+    if param.kind is Mode and is_mode(value):
         value = Mode(value)
     return value if param.problem(value) is None else None
 

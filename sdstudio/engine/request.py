@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, make_dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sdstudio.engine.parameters import BY_NAME, PARAMETERS, Mode, Part, coerced
+from sdstudio.engine.parameters import BY_NAME, PARAMETERS, Mode, Part, coerced, is_mode
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -238,7 +238,7 @@ class GenerationRequest:
 
     def __post_init__(self) -> None:
         # Callers (CLI, settings, JSON) often hold the mode as a plain string.
-        if self.mode in set(Mode):
+        if is_mode(self.mode):
             object.__setattr__(self, "mode", Mode(self.mode))
 
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_newest ON images(trashed, created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS images_favourites ON images(trashed, favourite, created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS images_prompt ON images(trashed, prompt);
+-- Lineage: the children of an image, and ON DELETE SET NULL without a scan per deleted row.
+CREATE INDEX IF NOT EXISTS images_parent ON images(parent_id);
 
 -- Full-text search over prompts; external content kept in sync by the triggers below.
 CREATE VIRTUAL TABLE IF NOT EXISTS images_fts USING fts5(
@@ -47,6 +49,12 @@ CREATE TRIGGER IF NOT EXISTS images_fts_update AFTER UPDATE OF prompt ON images 
     INSERT INTO images_fts(rowid, prompt) VALUES (new.id, new.prompt);
 END;
 """
+
+
+# MIGRATIONS[v] takes an index of version v to v + 1.
+MIGRATIONS = {
+    1: "CREATE INDEX IF NOT EXISTS images_parent ON images(parent_id);",
+}
 
 
 class CorruptIndex(Exception):
@@ -79,8 +87,7 @@ def open_index(path: Path) -> sqlite3.Connection:
         status = db.execute("PRAGMA quick_check").fetchone()[0]
         if status != "ok":
             raise CorruptIndex(status)
-        db.executescript(SCHEMA)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        migrate(db)
         db.execute("INSERT INTO images_fts(images_fts, rank) VALUES ('integrity-check', 1)")
     except sqlite3.OperationalError:
         db.close()
@@ -92,3 +99,24 @@ def open_index(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the index to SCHEMA_VERSION: a new file gets the schema, an older one each
+    migration in turn (in one transaction), one from a newer app is CorruptIndex (moved aside
+    and rebuilt from the files, which stay the truth)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise CorruptIndex(f"index version {version} was written by a newer SD Studio (this one reads {SCHEMA_VERSION})")
+    has_table = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'images'").fetchone() is not None
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if has_table:
+            for step in range(max(version, 1), SCHEMA_VERSION):
+                db.execute(MIGRATIONS[step])
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.executescript(SCHEMA)  # new tables and indexes; IF NOT EXISTS keeps what is there
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
