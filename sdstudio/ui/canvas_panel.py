@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QImage
 from PySide6.QtWidgets import QLabel, QToolBar, QVBoxLayout, QWidget
 
 from sdstudio.canvas import Canvas
 from sdstudio.canvas.brush import MIN_SIZE
 from sdstudio.engine.request import Mode
-from sdstudio.ui.errors import Level
+from sdstudio.ui.errors import Level, Problem
 from sdstudio.ui.slider_spin import SliderSpin
 
 if TYPE_CHECKING:
@@ -88,12 +88,19 @@ def install_canvas(window: MainWindow) -> Canvas:
     send.triggered.connect(lambda: send_result_to_canvas(window, canvas))
     canvas.set_toolbar(CanvasToolbar(canvas, send))
     window.attach_canvas(canvas)
-    window.results.addAction(send)
-    window.results.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+    for name in ("img2img", "inpaint"):
+        window.results.actions_by_name[name].setVisible(True)
+    window.results.send_to_img2img.connect(lambda image: send_to_canvas(window, canvas, image, Mode.IMG2IMG))
+    window.results.send_to_inpaint.connect(lambda image: send_to_canvas(window, canvas, image, Mode.INPAINT))
+    # A painter pressing Generate on the canvas wants to watch the picture come: the preview
+    # and the results are on the Result page (Send to canvas brings a result back).
+    window.controller.job_started.connect(lambda *_: _watch_from_canvas(window, canvas))
     canvas.error.connect(lambda message: window.report(message))
     canvas.image_changed.connect(lambda _size: _leave_txt2img(window, canvas))
     canvas.image_changed.connect(lambda _size: tell_canvas_size(window, canvas))
     window.params.mode_changed.connect(lambda _mode: tell_canvas_size(window, canvas))
+    canvas.document.history_changed.connect(lambda: offer_inpaint(window, canvas))
+    window.params.mode_changed.connect(lambda _mode: offer_inpaint(window, canvas))
     # Another picture on the canvas is no longer the one the lineage named.
     canvas.image_changed.connect(lambda _size: window.set_input_source(None))
 
@@ -119,6 +126,18 @@ def send_result_to_canvas(window: MainWindow, canvas: Canvas) -> None:
     window.center.setCurrentWidget(canvas)
 
 
+def send_to_canvas(window: MainWindow, canvas: Canvas, image: QImage, mode: Mode) -> None:
+    """A picture from the viewer onto the canvas for img2img or inpaint (the mask stays)."""
+    canvas.set_image(image.copy(), keep_mask=True)
+    window.apply_fields({"mode": mode})
+    window.center.setCurrentWidget(canvas)
+
+
+def _watch_from_canvas(window: MainWindow, canvas: Canvas) -> None:
+    if window.center.currentWidget() is canvas:
+        window.center.setCurrentWidget(window.results)
+
+
 def tell_canvas_size(window: MainWindow, canvas: Canvas) -> None:
     """One banner, while it is so, when img2img / inpaint will resize the canvas picture: the
     engine makes the image at the size in Parameters and fits the picture to it."""
@@ -133,6 +152,21 @@ def tell_canvas_size(window: MainWindow, canvas: Canvas) -> None:
         f"{wanted[0]}×{wanted[1]} (the size in Parameters) and resizes the picture to that.",
         level=Level.INFO,
         cause="canvas-size",
+    )
+
+
+def offer_inpaint(window: MainWindow, canvas: Canvas) -> None:
+    """img2img ignores the mask: while one is painted in img2img, the banner offers inpaint."""
+    if window.params.current_mode() is not Mode.IMG2IMG or not canvas.has_mask():
+        window.banner.clear("mask-in-img2img")
+        return
+    window.banner.show_problem(
+        Problem(
+            "A mask is painted, but img2img repaints the whole picture.",
+            level=Level.INFO,
+            cause="mask-in-img2img",
+            action=("Use inpaint", lambda: window.apply_fields({"mode": Mode.INPAINT})),
+        )
     )
 
 

@@ -48,6 +48,8 @@ class Problem:
     # cause replaces it, and `Banner.clear(cause)` removes it once the cause is gone. Without
     # a cause it is a one-off, superseded by the next one-off.
     cause: str = ""
+    # (button text, what it does): a way out the banner offers, e.g. ("Use inpaint", ...).
+    action: tuple[str, Callable[[], None]] | None = None
 
 
 def problem_from(
@@ -75,6 +77,8 @@ class Banner(QFrame):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.more = QLabel()
+        self.action_button = QPushButton()
+        self.action_button.hide()
         self.details_button = QPushButton("Details")
         self.details_button.setCheckable(True)
         self.dismiss_button = QToolButton()
@@ -90,6 +94,7 @@ class Banner(QFrame):
         top.addWidget(self.title)
         top.addWidget(self.message, 1)
         top.addWidget(self.more)
+        top.addWidget(self.action_button)
         top.addWidget(self.details_button)
         top.addWidget(self.dismiss_button)
         layout = QVBoxLayout(self)
@@ -98,6 +103,7 @@ class Banner(QFrame):
         layout.addWidget(self.details)
         self.details_button.toggled.connect(self.details.setVisible)
         self.dismiss_button.clicked.connect(self.dismiss)
+        self.action_button.clicked.connect(self._act)
         self.hide()
 
     def problems(self) -> list[Problem]:
@@ -125,6 +131,14 @@ class Banner(QFrame):
             self._problems.pop()
         self._refresh()
 
+    def _act(self) -> None:
+        """The shown problem's way out was taken: do it, and the problem is gone."""
+        problem = self._problems[-1]
+        self._problems.pop()
+        if problem.action is not None:
+            problem.action[1]()
+        self._refresh()
+
     def _refresh(self) -> None:
         if not self._problems:
             self.hide()
@@ -138,6 +152,8 @@ class Banner(QFrame):
         self.message.setText(problem.message)
         others = len(self._problems) - 1
         self.more.setText(f"(+{others} more)" if others else "")
+        self.action_button.setText(problem.action[0] if problem.action else "")
+        self.action_button.setVisible(problem.action is not None)
         self.details.setPlainText(problem.details)
         self.details_button.setVisible(bool(problem.details))
         if not problem.details:

@@ -14,6 +14,7 @@ from PySide6.QtCore import QItemSelection, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QDesktopServices,
     QGuiApplication,
+    QImage,
     QImageReader,
     QKeySequence,
     QShowEvent,
@@ -59,6 +60,8 @@ class GalleryWidget(QWidget):
     send_to_inpaint = Signal(str, int)
     # (message for a person): something failed (disk, clipboard); the window reports it.
     problem = Signal(str)
+    # (HistoryImage, its file Path, the full QImage): the selected image, to show it large.
+    show_large = Signal(object, object, QImage)
 
     def __init__(self, store: HistoryStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -199,6 +202,11 @@ class GalleryWidget(QWidget):
             return
         self.details.show_image(image, self.store.path(image), self.thumbnails.get(image))
 
+    def _picture_ready(self, picture: QImage) -> None:
+        image = self.details.image
+        if image is not None:
+            self.show_large.emit(image, self.store.path(image), picture)
+
     def _context_menu(self, pos: QPoint) -> None:
         """The details pane's actions, for the image under the pointer."""
         index = self.grid.indexAt(pos)
@@ -336,6 +344,7 @@ class GalleryWidget(QWidget):
             "restore": self._restore,
         }
         self.details.action.connect(self._act)
+        self.details.picture_ready.connect(self._picture_ready)
         self.search.textChanged.connect(self._search_timer.start)
         self._search_timer.timeout.connect(self.apply_filters)
         self.search.returnPressed.connect(self.apply_filters)

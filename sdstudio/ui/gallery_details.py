@@ -37,6 +37,8 @@ BUTTONS = (
 class DetailsPane(QWidget):
     # (action name from BUTTONS): a button was pressed for the image shown.
     action = Signal(str)
+    # (QImage): the full picture of the image shown was read (for the large viewer).
+    picture_ready = Signal(QImage)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +109,7 @@ class DetailsPane(QWidget):
             return
         self._picture = picture
         self._fit()
+        self.picture_ready.emit(picture)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

@@ -129,6 +129,10 @@ class HistoryPanel(QObject):
         gallery.reuse_seed.connect(lambda seed: self.window.apply_fields({"seed": seed}))
         gallery.send_to_img2img.connect(self.send_to_img2img)
         gallery.send_to_inpaint.connect(self.send_to_inpaint)
+        # The selected image shows in the large viewer too (arrow keys in the grid step on).
+        gallery.show_large.connect(
+            lambda image, path, picture: self.window.results.show_file(picture, path, image.seed, image.parameters or "")
+        )
         for finished in self._waiting:
             self.saver.save(finished)
         self._waiting.clear()

@@ -281,6 +281,8 @@ class MainWindow(QMainWindow):
         c.model_loaded.connect(self._model_loaded)
         c.model_failed.connect(self._model_failed)
         c.problem.connect(self._engine_problem)
+        self.results.use_seed.connect(lambda seed: self.apply_fields({"seed": seed}))
+        self.results.problem.connect(self.report)
         # One banner per notice of the running job; the next job's notices replace them.
         c.notice.connect(lambda message: self.report(message, level=Level.INFO, cause=f"job:{message}"))
         for widget_before, widget_after in (
@@ -311,9 +313,7 @@ class MainWindow(QMainWindow):
         self.status.step(index, total)
 
     def _finished(self, event: Finished) -> None:
-        images = [to_qimage(image) for image in event.images]
-        labels = [f"Seed {seed}" for seed in event.seeds]
-        self.results.show_results(images, labels)
+        self.results.show_results(event.results)
         if event.seeds:
             self.params.set_last_seed(event.seeds[0])
 

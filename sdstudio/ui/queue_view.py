@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QMenu, QToolButton, QWidget
 
 from sdstudio.ui.controller import GenerationController
+from sdstudio.ui.images import to_qimage
 from sdstudio.ui.jobs import JobStream
+
+ICON = 48  # px, the init image's thumbnail in the queue menu
 
 
 def describe(stream: JobStream) -> str:
@@ -20,6 +24,16 @@ def describe(stream: JobStream) -> str:
     seed = "random seed" if sampling.seed < 0 else f"seed {sampling.seed}"
     images = extent.batch_size * extent.batch_count
     return f"{prompt} — {request.mode.value}, {size}, {sampling.steps} steps, {seed}, {images} image(s)"
+
+
+def init_icon(stream: JobStream) -> QIcon:
+    """A thumbnail of the job's init image (img2img / inpaint), so alike prompts differ."""
+    request = stream.request
+    if request is None or request.inputs.init_image is None:
+        return QIcon()
+    picture = request.inputs.init_image.open()
+    picture.thumbnail((ICON, ICON))
+    return QIcon(QPixmap.fromImage(to_qimage(picture)))
 
 
 class QueueButton(QToolButton):
@@ -43,6 +57,7 @@ class QueueButton(QToolButton):
         menu.clear()
         for stream in pending:
             action = menu.addAction(f"Cancel: {describe(stream)}")
+            action.setIcon(init_icon(stream))
             action.triggered.connect(lambda _=False, s=stream: self._controller.cancel_pending(s))
         if pending:
             menu.addSeparator()

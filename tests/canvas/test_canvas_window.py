@@ -56,7 +56,7 @@ def test_painted_mask_inpaints_only_inside(studio, qtbot):
     assert not np.array_equal(result[32, 16:49], before[32, 16:49])  # inside was repainted
 
     # Another round: the result goes onto the canvas, the mask stays.
-    studio.results.actions()[-1].trigger()
+    studio.results.actions_by_name["inpaint"].trigger()
     assert studio.center.currentWidget() is canvas
     assert canvas.image().tobytes() == event.images[0].convert("RGB").tobytes()
     assert canvas.mask().tobytes() == painted.tobytes()

@@ -83,7 +83,7 @@ def main(outdir: Path) -> int:
     def on_finished(*_args: object) -> None:
         def send_back() -> None:
             shots.save("result")
-            window.results.actions()[-1].trigger()  # Send to canvas: the mask stays
+            window.results.actions_by_name["inpaint"].trigger()  # Send to canvas: the mask stays
             shots.quit_after(300, "sent_back")
 
         QTimer.singleShot(400, send_back)
