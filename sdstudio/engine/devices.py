@@ -45,10 +45,15 @@ CPU_FLOAT16_REFUSAL = (
 # /proc/cpuinfo flags of CPUs with bfloat16 arithmetic that PyTorch's CPU kernels (oneDNN) use:
 # Intel AMX and AVX-512 BF16 on x86, FEAT_BF16 ("bf16" in "Features") on ARM (Graviton 3 on).
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})
+# Even there bf16 pays off only for wide layers: on an AMX CPU a full-size SD 1.5 UNet steps
+# about 5x faster in bf16, the tiny test UNet (and the small built-in model) several times
+# slower (bench/bench_load.py). Real SD models have 1e9 weights and more, small ones 1e6.
+CPU_BF16_MIN_WEIGHTS = 100_000_000
 
 
-def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtype:
-    """The requested dtype, else the automatic one (see `automatic_dtype_name`).
+def pick_dtype(device: torch.device, requested: str | None = None, weights: int | None = None) -> torch.dtype:
+    """The requested dtype, else the automatic one for a model of `weights` weights (see
+    `automatic_dtype_name`).
 
     float16 on the CPU is refused (ValueError): it is slow beyond use there.
     On CUDA, a VAE that overflows in fp16 (SDXL's) is kept safe by diffusers itself through the
@@ -63,20 +68,22 @@ def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtyp
         if name == "float16" and device.type == "cpu":
             raise ValueError(CPU_FLOAT16_REFUSAL + f" ({automatic_dtype_name(device)} on this CPU).")
         return getattr(torch, name)
-    return getattr(torch, automatic_dtype_name(device))
+    return getattr(torch, automatic_dtype_name(device, weights))
 
 
-def automatic_dtype_name(device: torch.device) -> str:
-    """The precision a model runs in on `device` when the person does not choose."""
+def automatic_dtype_name(device: torch.device, weights: int | None = None) -> str:
+    """The precision a model of `weights` weights (None: unknown) runs in on `device` when the
+    person does not choose."""
     import torch
 
     cuda_bf16 = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return default_dtype_name(device.type, cpu_bf16=cpu_runs_bf16_well(), cuda_bf16=cuda_bf16)
+    return default_dtype_name(device.type, cpu_bf16=cpu_runs_bf16_well(), cuda_bf16=cuda_bf16, weights=weights)
 
 
-def default_dtype_name(device_type: str, *, cpu_bf16: bool, cuda_bf16: bool) -> str:
+def default_dtype_name(device_type: str, *, cpu_bf16: bool, cuda_bf16: bool, weights: int | None = None) -> str:
     """float16 on CUDA, bfloat16 there when the GPU has it (fp16's range without its VAE
-    overflows); float32 on Apple MPS; bfloat16 on a CPU with bf16 arithmetic, else float32.
+    overflows); float32 on Apple MPS; on a CPU with bf16 arithmetic bfloat16 for a model of at
+    least CPU_BF16_MIN_WEIGHTS weights, else (and when the size is unknown) float32.
 
     MPS gets float32 as in diffusers' MPS guide: in fp16 the SD 1.x/2.x pipelines decode with the
     VAE in fp16 too (black or NaN images on many VAEs), and SDXL fp16 on MPS has NaN reports
@@ -85,7 +92,7 @@ def default_dtype_name(device_type: str, *, cpu_bf16: bool, cuda_bf16: bool) -> 
     """
     if device_type == "cuda":
         return "bfloat16" if cuda_bf16 else "float16"
-    if device_type == "cpu" and cpu_bf16:
+    if device_type == "cpu" and cpu_bf16 and weights is not None and weights >= CPU_BF16_MIN_WEIGHTS:
         return "bfloat16"
     return "float32"
 

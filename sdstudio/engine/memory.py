@@ -147,9 +147,12 @@ def fit_warning(name: str, needed_bytes: int, free_bytes: int | None, where: str
 
 
 def load_oom_message(name: str, *, needed_bytes: int | None, free_bytes: int | None,
-                     dtype_name: str, smaller_dtype: str | None, device_type: str,
-                     single_file: bool) -> str:
-    """What to tell a person whose model ran out of memory while loading."""
+                     dtype_name: str, smaller_dtype: str | None, device_type: str) -> str:
+    """What to tell a person whose model ran out of memory while loading.
+
+    A diffusers folder is not offered as a remedy: single files stream into the model at
+    about the weights' size (bench/bench_load.py), while a folder loaded in another precision
+    than it is stored in holds both copies for a while."""
     figures = ""
     if needed_bytes is not None:
         figures = f" It needs about {format_bytes(needed_bytes)} in {dtype_name}"
@@ -159,8 +162,6 @@ def load_oom_message(name: str, *, needed_bytes: int | None, free_bytes: int | N
         helps.append(f"choose {smaller_dtype} as the precision (half the memory)")
     if device_type == "cuda":
         helps.append("turn on model CPU offload")
-    if single_file:
-        helps.append("load the model's diffusers folder instead of the single file")
     return f"Out of memory while loading {name}.{figures} What helps: {'; '.join(helps)}."
 
 

@@ -257,9 +257,10 @@ def load_model(
     except ValueError as exc:
         raise ModelLoadError(f"Cannot load {ref.name}: {exc}") from exc
 
-    budget = _LoadBudget(ref.name, device, dtype, memory or MemoryOptions(), report)
+    # An automatic CPU precision depends on the model's size: settled once that is known.
+    budget = _LoadBudget(ref.name, device, dtype, memory or MemoryOptions(), report, automatic=not ref.dtype)
     try:
-        pipe, family, inpaint = _load_source(ref, device, dtype, report, config_root, budget)
+        pipe, family, inpaint = _load_source(ref, device, report, config_root, budget)
         report(f"Moving {ref.name} to {device.type}", 0.9)
         _place(pipe, device, budget.offload, ref.name)
     except Exception as exc:
@@ -268,12 +269,12 @@ def load_model(
         raise
     info = ModelInfo(
         name=ref.name, family=family, inpaint_unet=inpaint, device=device.type,
-        dtype=str(dtype).removeprefix("torch."), source=ref.source,
+        dtype=budget.dtype_name, source=ref.source,
         native_size=int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor),
         # The built-in model was trained and evaluated at CFG 5 (tools/builtin_model/README.md).
         **({"default_cfg": 5.0} if ref.source == BUILTIN_MODEL else {}),
     )
-    model = LoadedModel(info=info, device=device, dtype=dtype, base=pipe, memory=budget.options,
+    model = LoadedModel(info=info, device=device, dtype=budget.dtype, base=pipe, memory=budget.options,
                         offload=budget.offload, warnings=tuple(budget.warnings))
     report(f"Loaded {ref.name}", 1.0)
     return model
@@ -306,7 +307,7 @@ class _LoadBudget:
     dtype: torch.dtype
     options: MemoryOptions
     report: Progress
-    single_file: bool = False
+    automatic: bool = False  # dtype is the automatic choice, to be settled by the model's size
     weights_bytes: int | None = None
     offload: str = "none"
     warnings: list[str] = field(default_factory=list)
@@ -322,8 +323,9 @@ class _LoadBudget:
         return "bfloat16" if self.device.type == "cpu" else "float16"
 
     def check(self, numels: dict[str, int] | None) -> None:
-        """Warn when the weights (`numels`: component -> count, None when unknown) will not
-        fit, and choose the offload."""
+        """Settle an automatic dtype, warn when the weights (`numels`: component -> count,
+        None when unknown) will not fit, and choose the offload."""
+        from sdstudio.engine.devices import pick_dtype
         from sdstudio.engine.memory import (
             LOAD_MARGIN,
             WORKING_BYTES,
@@ -333,6 +335,8 @@ class _LoadBudget:
             plan_offload,
         )
 
+        if self.automatic and numels:
+            self.dtype = pick_dtype(self.device, weights=sum(numels.values()))
         sizes = {name: n * self.dtype.itemsize for name, n in (numels or {}).items()}
         self.weights_bytes = sum(sizes.values()) or None
         free_vram = free_vram_bytes(self.device)
@@ -364,7 +368,7 @@ class _LoadBudget:
         return load_oom_message(
             self.name, needed_bytes=self.weights_bytes, free_bytes=free_ram_bytes(),
             dtype_name=self.dtype_name, smaller_dtype=self.smaller_dtype,
-            device_type=self.device.type, single_file=self.single_file,
+            device_type=self.device.type,
         )
 
 
@@ -392,8 +396,8 @@ def _quiet_loading_bars() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def _load_source(ref: ModelRef, device: torch.device, dtype: torch.dtype, report: Progress,
-                 config_root: Path | None, budget: _LoadBudget):
+def _load_source(ref: ModelRef, device: torch.device, report: Progress, config_root: Path | None,
+                 budget: _LoadBudget):
     source = ref.source
     if source == BUILTIN_MODEL:
         path = builtin_model_path()
@@ -402,15 +406,15 @@ def _load_source(ref: ModelRef, device: torch.device, dtype: torch.dtype, report
                 f"The built-in model was not found at {path}. Train it with `make train-builtin` "
                 "or choose another model."
             )
-        return _load_folder(path, ref, dtype, report, budget)
+        return _load_folder(path, ref, report, budget)
     path = Path(source).expanduser()
     if path.is_dir():
-        return _load_folder(path, ref, dtype, report, budget)
+        return _load_folder(path, ref, report, budget)
     if path.is_file():
-        return _load_file(path, ref, device, dtype, report, config_root, budget)
+        return _load_file(path, ref, device, report, config_root, budget)
     if _looks_like_path(source):
         raise ModelLoadError(f"Model not found: {path} does not exist.")
-    return _load_hub(source, ref, dtype, report, budget)
+    return _load_hub(source, ref, report, budget)
 
 
 def _looks_like_path(source: str) -> bool:
@@ -519,8 +523,7 @@ def folder_family(folder: Path) -> tuple[str, bool]:
         raise ModelLoadError(f"{folder.name} is not supported: {exc}.") from exc
 
 
-def _load_folder(folder: Path, ref: ModelRef, dtype: torch.dtype, report: Progress, budget: _LoadBudget,
-                 name: str = ""):
+def _load_folder(folder: Path, ref: ModelRef, report: Progress, budget: _LoadBudget, name: str = ""):
     from sdstudio.engine.devices import dtype_kwarg, is_out_of_memory
 
     name = name or folder.name
@@ -533,7 +536,7 @@ def _load_folder(folder: Path, ref: ModelRef, dtype: torch.dtype, report: Progre
     budget.check(folder_numels(folder))
     cls = pipeline_classes(family)[Mode.INPAINT if inpaint else Mode.TXT2IMG]
     report(f"Loading weights of {name}", 0.1)
-    kwargs: dict[str, Any] = dtype_kwarg(dtype)
+    kwargs: dict[str, Any] = dtype_kwarg(budget.dtype)
     if family != "sdxl":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if _only_fp16_variant(folder / "unet"):
@@ -554,7 +557,7 @@ def _only_fp16_variant(component: Path) -> bool:
     return bool(names) and all(".fp16." in n for n in names)
 
 
-def _load_hub(repo_id: str, ref: ModelRef, dtype: torch.dtype, report: Progress, budget: _LoadBudget):
+def _load_hub(repo_id: str, ref: ModelRef, report: Progress, budget: _LoadBudget):
     from diffusers import DiffusionPipeline
     from huggingface_hub import constants
 
@@ -574,11 +577,11 @@ def _load_hub(repo_id: str, ref: ModelRef, dtype: torch.dtype, report: Progress,
             f"{repo_id} is not a local file or folder, and it could not be downloaded from the "
             f"Hugging Face hub: {exc}"
         ) from exc
-    return _load_folder(folder, ref, dtype, report, budget, repo_id)
+    return _load_folder(folder, ref, report, budget, repo_id)
 
 
-def _load_file(path: Path, ref: ModelRef, device: torch.device, dtype: torch.dtype, report: Progress,
-               config_root: Path | None, budget: _LoadBudget):
+def _load_file(path: Path, ref: ModelRef, device: torch.device, report: Progress, config_root: Path | None,
+               budget: _LoadBudget):
     from sdstudio.engine.single_file import inspect_checkpoint, load_checkpoint
 
     suffix = path.suffix.lower()
@@ -590,6 +593,5 @@ def _load_file(path: Path, ref: ModelRef, device: torch.device, dtype: torch.dty
         )
     report(f"Reading checkpoint {path.name}", 0.02)
     plan = inspect_checkpoint(path, config_root or CONFIG_ROOT)
-    budget.single_file = True
     budget.check(plan.numels)
-    return load_checkpoint(plan, device, dtype, report)
+    return load_checkpoint(plan, device, budget.dtype, report)

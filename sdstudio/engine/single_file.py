@@ -194,15 +194,20 @@ class SafetensorsFile:
         import torch
 
         keys = sorted((k for k in self._entries if k.startswith(prefix)), key=lambda k: self._entries[k][2])
+        converted = {k for k in keys if _converts(self._entries[k][0], dtype)}
+        # One buffer, as large as the largest tensor that changes precision, receives those
+        # tensors' bytes in turn: a fresh buffer each would cost a page fault per 4 KiB.
+        scratch = torch.empty(max((self._entries[k][3] - self._entries[k][2] for k in converted), default=0),
+                              dtype=torch.uint8)
         out = {}
         with open(self.path, "rb", buffering=0) as f:
             for key in keys:
                 name, shape, begin, end = self._entries[key]
-                raw = torch.empty(end - begin, dtype=torch.uint8)
+                raw = scratch[: end - begin] if key in converted else torch.empty(end - begin, dtype=torch.uint8)
                 f.seek(self._base + begin)
                 _read_exactly(f, memoryview(raw.numpy()), key)
                 tensor = raw.view(getattr(torch, _SAFETENSORS_DTYPES[name])).reshape(shape)
-                out[key] = _cast(tensor, dtype)
+                out[key] = tensor.to(dtype) if key in converted else tensor
         return out
 
 
@@ -231,6 +236,13 @@ def _read_exactly(f, view: memoryview, key: str) -> None:
         if not n:
             raise DamagedFile(f"the file ends inside tensor {key!r}: it is incomplete")
         done += n
+
+
+def _converts(file_dtype: str, dtype: torch.dtype | None) -> bool:
+    """Whether a tensor stored as `file_dtype` (a safetensors name) changes precision on load:
+    floating-point weights take the model's dtype, integer tensors (position ids) stay."""
+    return dtype is not None and file_dtype in ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2") and \
+        _SAFETENSORS_DTYPES[file_dtype] != str(dtype).removeprefix("torch.")
 
 
 def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:

@@ -88,12 +88,7 @@ def test_loads_a_folder_with_progress(tiny_sd1):
     seen = []
     model = load_model(ModelRef(str(tiny_sd1)), lambda message, fraction: seen.append((message, fraction)))
     info = model.info
-    import torch
-
-    from sdstudio.engine.devices import automatic_dtype_name
-
-    automatic = automatic_dtype_name(torch.device("cpu"))  # bfloat16 where the CPU has it
-    assert (info.family, info.inpaint_unet, info.device, info.dtype) == ("sd1", False, "cpu", automatic)
+    assert (info.family, info.inpaint_unet, info.device, info.dtype) == ("sd1", False, "cpu", "float32")
     assert info.name == tiny_sd1.name and info.source == str(tiny_sd1)
     assert seen[-1][1] == 1.0 and len(seen) >= 3
     assert model.base.safety_checker is None
@@ -265,19 +260,21 @@ def test_hub_id_from_the_local_cache(tiny_sd1, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("device", "cpu_bf16", "cuda_bf16", "expected"),
+    ("device", "cpu_bf16", "cuda_bf16", "weights", "expected"),
     [
-        ("cuda", False, False, "float16"),
-        ("cuda", False, True, "bfloat16"),
-        ("mps", True, False, "float32"),
-        ("cpu", True, False, "bfloat16"),
-        ("cpu", False, False, "float32"),
+        ("cuda", False, False, None, "float16"),
+        ("cuda", False, True, 10**6, "bfloat16"),
+        ("mps", True, False, 10**9, "float32"),
+        ("cpu", True, False, 10**9, "bfloat16"),
+        ("cpu", True, False, 10**6, "float32"),  # small layers run slower in bf16
+        ("cpu", True, False, None, "float32"),
+        ("cpu", False, False, 10**9, "float32"),
     ],
 )
-def test_default_dtype_per_device(device, cpu_bf16, cuda_bf16, expected):
+def test_default_dtype_per_device(device, cpu_bf16, cuda_bf16, weights, expected):
     from sdstudio.engine.devices import default_dtype_name
 
-    assert default_dtype_name(device, cpu_bf16=cpu_bf16, cuda_bf16=cuda_bf16) == expected
+    assert default_dtype_name(device, cpu_bf16=cpu_bf16, cuda_bf16=cuda_bf16, weights=weights) == expected
 
 
 def test_cpu_bf16_from_its_flags():
@@ -292,15 +289,29 @@ def test_cpu_bf16_from_its_flags():
 def test_requested_dtypes_and_cpu_float16_refused(tiny_sd1):
     import torch
 
-    from sdstudio.engine.devices import automatic_dtype_name, pick_dtype
+    from sdstudio.engine.devices import pick_dtype
 
     assert pick_dtype(torch.device("cuda"), "fp32") == torch.float32
     assert pick_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
-    assert pick_dtype(torch.device("cpu")) == getattr(torch, automatic_dtype_name(torch.device("cpu")))
+    assert pick_dtype(torch.device("cpu")) == torch.float32  # size unknown
     with pytest.raises(ValueError, match="float16 is not usable on the CPU"):
         pick_dtype(torch.device("cpu"), "half")
     with pytest.raises(ModelLoadError, match="Cannot load .*float16 is not usable on the CPU.*bfloat16 or float32"):
         load_model(ModelRef(str(tiny_sd1), device="cpu", dtype="float16"))
+
+
+def test_automatic_cpu_precision_follows_the_model_size(tiny_sd1, monkeypatch):
+    """On a bf16 CPU a big model loads in bfloat16, a small one stays in float32; the
+    threshold is lowered here so that the tiny model counts as big."""
+    from sdstudio.engine import devices
+
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
+    assert load_model(ModelRef(str(tiny_sd1), device="cpu")).info.dtype == "float32"
+    monkeypatch.setattr(devices, "CPU_BF16_MIN_WEIGHTS", 1000)
+    model = load_model(ModelRef(str(tiny_sd1), device="cpu"))
+    assert model.info.dtype == "bfloat16" and model.unet.dtype == model.dtype
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: frozenset({"avx2"}))
+    assert load_model(ModelRef(str(tiny_sd1), device="cpu")).info.dtype == "float32"
 
 
 def test_the_loaded_precision_is_the_one_reported(tiny_sd1):

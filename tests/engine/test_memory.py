@@ -101,16 +101,15 @@ def test_fit_warning_with_the_figures():
 
 
 def test_out_of_memory_advice_per_case():
-    cpu_file = load_oom_message("dreamshaper", needed_bytes=14 * 10**9, free_bytes=6 * 10**9,
-                                dtype_name="float32", smaller_dtype="bfloat16", device_type="cpu", single_file=True)
-    assert cpu_file == (
+    cpu = load_oom_message("dreamshaper", needed_bytes=14 * 10**9, free_bytes=6 * 10**9,
+                           dtype_name="float32", smaller_dtype="bfloat16", device_type="cpu")
+    assert cpu == (
         "Out of memory while loading dreamshaper. It needs about 14.0 GB in float32; 6.0 GB of RAM was free. "
-        "What helps: close other programs; choose bfloat16 as the precision (half the memory); "
-        "load the model's diffusers folder instead of the single file."
+        "What helps: close other programs; choose bfloat16 as the precision (half the memory)."
     )
-    cuda_folder = load_oom_message("sdxl", needed_bytes=None, free_bytes=None, dtype_name="float16",
-                                   smaller_dtype=None, device_type="cuda", single_file=False)
-    assert cuda_folder == ("Out of memory while loading sdxl. What helps: close other programs; "
+    cuda = load_oom_message("sdxl", needed_bytes=None, free_bytes=None, dtype_name="float16",
+                            smaller_dtype=None, device_type="cuda")
+    assert cuda == ("Out of memory while loading sdxl. What helps: close other programs; "
                            "turn on model CPU offload.")
 
 

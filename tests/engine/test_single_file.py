@@ -409,7 +409,7 @@ def test_component_sizes_from_the_header(tiny_checkpoints):
     assert numels["vae"] == sum(p.numel() for p in model.vae.parameters())
 
 
-def test_out_of_memory_loading_a_checkpoint_suggests_its_folder(tiny_checkpoints, monkeypatch):
+def test_out_of_memory_loading_a_checkpoint_says_what_helps(tiny_checkpoints, monkeypatch):
     from diffusers import UNet2DConditionModel
 
     from sdstudio.engine.memory import LoadOutOfMemory
@@ -418,7 +418,8 @@ def test_out_of_memory_loading_a_checkpoint_suggests_its_folder(tiny_checkpoints
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1000 bytes")
 
     monkeypatch.setattr(UNet2DConditionModel, "from_single_file", no_memory)
-    with pytest.raises(LoadOutOfMemory, match="Out of memory while loading tiny-sd1.*diffusers folder"):
+    with pytest.raises(LoadOutOfMemory, match=r"Out of memory while loading tiny-sd1\. It needs about .* in float32.*"
+                       "What helps: close other programs; choose bfloat16"):
         load_model(ModelRef(str(tiny_checkpoints["sd1"]), dtype="float32"), config_root=tiny_checkpoints["root"])
 
 
