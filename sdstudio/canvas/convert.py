@@ -28,12 +28,21 @@ def pixels_readonly(image: QImage) -> np.ndarray:
     return rows[:, : image.width()]
 
 
+def to_qimage(picture: Image.Image) -> QImage:
+    """Any PIL image as a QImage (alpha kept), for the widgets and the canvas alike."""
+    if picture.mode == "RGB":
+        data, layout = picture.tobytes(), QImage.Format.Format_RGB888
+    else:
+        picture = picture if picture.mode == "RGBA" else picture.convert("RGBA")
+        data, layout = picture.tobytes("raw", "RGBA"), QImage.Format.Format_RGBA8888
+    wrapped = QImage(data, picture.width, picture.height, len(data) // picture.height, layout)
+    # A deep copy, so the QImage never points into a buffer Python may free.
+    return wrapped.copy()
+
+
 def pil_to_qimage(picture: Image.Image) -> QImage:
     """An RGB PIL image (any mode is converted) as a canvas image layer in IMAGE_FORMAT."""
-    rgb = picture if picture.mode == "RGB" else picture.convert("RGB")
-    data = rgb.tobytes()
-    wrapped = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888)
-    return wrapped.convertToFormat(IMAGE_FORMAT)  # converting copies, so `data` may go
+    return to_qimage(picture if picture.mode == "RGB" else picture.convert("RGB")).convertToFormat(IMAGE_FORMAT)
 
 
 def qimage_to_layer(image: QImage) -> QImage:

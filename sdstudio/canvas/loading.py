@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QImage
+
+from sdstudio.imaging import to_rgb
 
 OPEN_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
 
@@ -33,23 +34,10 @@ def read_image(path: str | Path) -> Image.Image:
         raise ImageLoadError(f"{path.name} is too large to open safely.") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(f"{path.name} could not be read; it may be damaged ({exc}).") from exc
-    return to_rgb(picture)
-
-
-def to_rgb(picture: Image.Image) -> Image.Image:
-    """Any PIL mode as RGB: 16/32-bit gray scaled down, transparency flattened onto white."""
-    if picture.mode in ("I;16", "I;16B", "I;16L", "I"):
-        values = np.asarray(picture, dtype=np.float64)
-        top = 65535.0 if picture.mode.startswith("I;16") or values.max() > 255 else 255.0
-        picture = Image.fromarray((np.clip(values / top, 0, 1) * 255 + 0.5).astype(np.uint8), "L")
-    elif picture.mode == "F":
-        values = np.asarray(picture, dtype=np.float64)
-        picture = Image.fromarray((np.clip(values, 0, 1) * 255 + 0.5).astype(np.uint8), "L")
-    if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
-        rgba = picture.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return picture.convert("RGB")
+    try:
+        return to_rgb(picture)
+    except ValueError as exc:
+        raise ImageLoadError(f"{path.name}: {exc}") from exc
 
 
 def local_image_path(mime: QMimeData) -> Path | None:

@@ -6,6 +6,7 @@ is (files from A1111, Forge, Fooocus, or an older version of this app).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,3 +171,48 @@ def _bounded_float(value: object, low: float, high: float) -> float | None:
         return None
     value = float(value) if abs(value) <= high * 2 else math.inf  # a 5000-digit int overflows
     return value if low <= value <= high else None
+
+
+def index_row(
+    file: str,
+    parameters: str | None,
+    settings: dict[str, Any] | None,
+    *,
+    created: float,
+    size: tuple[int | None, int | None],
+    thumbnail: str | None,
+    init_file: str | None,
+    mask_file: str | None,
+    trashed: bool = False,
+) -> dict[str, Any]:
+    """The index row of an image file, whether just saved or found on disk by a rebuild:
+    columns from its metadata, `width`/`height` the file's own pixel size (an inpaint "only
+    masked" result is the init image's size, not the generation size)."""
+    d = describe(parameters, settings)
+    return {
+        "created": created,
+        "prompt": d.prompt,
+        "negative": d.negative_prompt,
+        "parameters": clean_text(parameters) if parameters is not None else None,
+        "settings": settings_text(settings),
+        "file": file,
+        "thumbnail": thumbnail,
+        "model": d.model,
+        "mode": d.mode,
+        "seed": d.seed,
+        "width": size[0],
+        "height": size[1],
+        "init_file": init_file,
+        "mask_file": mask_file,
+        "trashed": int(trashed),
+    }
+
+
+def settings_text(settings: dict[str, Any] | None) -> str | None:
+    """The app's JSON as the index keeps it; None when there is none or it cannot be written."""
+    if not settings:
+        return None
+    try:
+        return clean_text(json.dumps(settings, ensure_ascii=False, sort_keys=True))
+    except (TypeError, ValueError, RecursionError):  # keys of mixed types, nesting too deep
+        return None

@@ -8,7 +8,6 @@ opening the store re-indexes whatever a crash left unindexed (see sync.py).
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -37,7 +36,7 @@ from sdstudio.history.layout import (
     thumbnail_name,
     trash_path,
 )
-from sdstudio.history.metadata import HISTORY_KEY, describe
+from sdstudio.history.metadata import HISTORY_KEY, index_row
 from sdstudio.history.records import COLUMNS, Group, GroupBy, HistoryImage, Query, from_row
 from sdstudio.history.schema import CorruptIndex, open_index
 from sdstudio.history.sync import sync_with_disk
@@ -177,14 +176,10 @@ class HistoryStore:
             save_thumbnail(image, self.root / thumbnail)
         except OSError:
             thumbnail = None  # made again later from the image, which is what matters
-        d = describe(parameters, settings)
-        values = {
-            "created": created, "prompt": d.prompt, "negative": d.negative_prompt,
-            "parameters": parameters, "settings": json.dumps(settings, ensure_ascii=False, sort_keys=True),
-            "file": file, "thumbnail": thumbnail, "model": d.model, "mode": d.mode, "seed": seed,
-            "width": image.width, "height": image.height, "parent_id": parent.id if parent else None,
-            "init_file": init_file, "mask_file": mask_file, "trashed": 0,
-        }  # fmt: skip
+        values = index_row(
+            file, parameters, settings, created=created, size=image.size, thumbnail=thumbnail,
+            init_file=init_file, mask_file=mask_file,
+        ) | {"parent_id": parent.id if parent else None}
         # The PNG is complete on disk: if this fails, the next start indexes it from its metadata.
         with self._write("add the image to the history index") as db:
             rid = queries.insert(db, values)

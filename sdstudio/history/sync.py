@@ -12,7 +12,6 @@ and a file that process indexed first keeps that row. Any file, however hostile,
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from sdstudio.history.layout import (
     TRASH_DIR,
     thumbnail_name,
 )
-from sdstudio.history.metadata import clean_text, describe, history_links
+from sdstudio.history.metadata import history_links, index_row
 
 
 @dataclass
@@ -136,30 +135,18 @@ def _row_from_file(root: Path, file: str, trashed: bool) -> dict[str, Any]:
 
 def _row_from_metadata(root: Path, path: Path, file: str, trashed: bool) -> dict[str, Any]:
     parameters, settings = read_png_text(path)
-    d = describe(parameters, settings)
     links = history_links(settings, root)
-    width, height = d.width, d.height
-    if width is None or height is None:
-        width, height = _image_size(path)
     thumb = thumbnail_name(file)
-    return {
-        "created": links.get("created") or _mtime(path),
-        "prompt": d.prompt,
-        "negative": d.negative_prompt,
-        "parameters": clean_text(parameters) if parameters is not None else None,
-        "settings": _settings_text(settings),
-        "file": file,
-        "thumbnail": thumb if (root / thumb).exists() else None,
-        "model": d.model,
-        "mode": d.mode,
-        "seed": d.seed,
-        "width": width,
-        "height": height,
-        "init_file": links.get("init_image"),
-        "mask_file": links.get("mask"),
-        "trashed": int(trashed),
-        "parent_file": links.get("parent"),
-    }
+    row = index_row(
+        file, parameters, settings,
+        created=links.get("created") or _mtime(path),
+        size=_image_size(path),
+        thumbnail=thumb if (root / thumb).exists() else None,
+        init_file=links.get("init_image"),
+        mask_file=links.get("mask"),
+        trashed=trashed,
+    )  # fmt: skip
+    return row | {"parent_file": links.get("parent")}
 
 
 def _mtime(path: Path) -> float:
@@ -167,15 +154,6 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
-
-
-def _settings_text(settings: dict[str, Any] | None) -> str | None:
-    if not settings:
-        return None
-    try:
-        return clean_text(json.dumps(settings, ensure_ascii=False, sort_keys=True))
-    except (TypeError, ValueError, RecursionError):  # keys of mixed types, nesting too deep
-        return None
 
 
 def _image_size(path: Path) -> tuple[int | None, int | None]:

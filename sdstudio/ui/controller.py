@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
+from sdstudio.canvas.convert import to_qimage
 from sdstudio.engine.events import (
     Cancelled,
     ErrorKind,
@@ -28,7 +29,6 @@ from sdstudio.engine.events import (
     Step,
 )
 from sdstudio.engine.request import GenerationRequest, ModelInfo, ModelRef
-from sdstudio.ui.images import to_qimage
 from sdstudio.ui.jobs import Jobs, JobStream
 
 if TYPE_CHECKING:

@@ -26,12 +26,14 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QMainWindow,
+    QMenu,
     QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from sdstudio.canvas.convert import to_qimage
 from sdstudio.engine.backend import builtin_model_available
 from sdstudio.engine.events import Finished
 from sdstudio.engine.parameters import Mode
@@ -46,12 +48,12 @@ from sdstudio.settings import Settings, SettingsStore
 from sdstudio.ui.controller import GenerationController
 from sdstudio.ui.errors import Banner, Level, Problem, problem_from
 from sdstudio.ui.icons import icon
-from sdstudio.ui.images import to_qimage
 from sdstudio.ui.model_menu import ModelMenu
 from sdstudio.ui.param_panel import ParameterPanel
 from sdstudio.ui.prompt_panel import PromptPanel
 from sdstudio.ui.queue_view import QueueButton
 from sdstudio.ui.result_view import ResultView
+from sdstudio.ui.shortcuts import ShortcutsDialog
 from sdstudio.ui.status import StudioStatusBar
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ class MainWindow(QMainWindow):
         self._input_source: str | None = None
         self._init_image: Image | None = None
         self._last_engine_problem: Problem | None = None  # tagged "model" when it was a load
+        self._dock_homes: dict[QDockWidget, Qt.DockWidgetArea] = {}  # for View ▸ Reset layout
         self._image_provider: ImageProvider = lambda: (self._init_image, None)
 
         self.banner = Banner()
@@ -117,6 +120,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self._restore(self.settings)
+        self.prompt_panel.prompt.setFocus()  # the first thing to do is to write a prompt
         if settings_notice:
             self.report(settings_notice, level=Level.WARNING)
 
@@ -134,6 +138,7 @@ class MainWindow(QMainWindow):
         dock.setObjectName(f"dock-{title.lower().replace(' ', '-')}")
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        self._dock_homes[dock] = area
         if hasattr(self, "view_menu"):
             self.view_menu.addAction(dock.toggleViewAction())
         if self.settings.window_state:
@@ -260,8 +265,14 @@ class MainWindow(QMainWindow):
         gen_menu.addActions([self.generate_action, self.cancel_action])
         gen_menu.addAction("Cancel all &pending", self.controller.cancel_all_pending)
         self.view_menu = bar.addMenu("&View")
+        self.view_menu.addAction("&Reset layout", self.reset_layout)
+        self.view_menu.addSeparator()
         for dock in (self.prompt_dock, self.params_dock):
             self.view_menu.addAction(dock.toggleViewAction())
+        self.help_menu = QMenu("&Help", self)
+        shortcuts = self.help_menu.addAction("&Keyboard shortcuts", lambda: ShortcutsDialog(self).open())
+        shortcuts.setShortcut(QKeySequence(Qt.Key.Key_F1))
+        bar.addMenu(self.help_menu)
 
     def _connect(self) -> None:
         c = self.controller
@@ -359,9 +370,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode()))
         else:
             self.resize(1280, 860)
-            # First start: give the prompt a few lines (docks are sized once laid out).
-            lines = self.fontMetrics().lineSpacing() * 14
-            QTimer.singleShot(0, lambda: self.resizeDocks([self.prompt_dock], [lines], Qt.Orientation.Vertical))
+            QTimer.singleShot(0, self.reset_layout)  # docks are sized once laid out
         if settings.window_state:
             self.restoreState(QByteArray.fromBase64(settings.window_state.encode()))
 
@@ -376,6 +385,26 @@ class MainWindow(QMainWindow):
             self.store.save(s)
         except OSError as exc:
             self.report(f"Could not save settings to {self.store.path}: {exc}")
+
+    def reset_layout(self) -> None:
+        """The first-start arrangement, for the window's present size: every dock back home
+        and shown; the side docks share one column as tabs unless the window is wide enough
+        for them side by side with the image keeping at least half the width."""
+        for dock, area in self._dock_homes.items():
+            dock.setFloating(False)
+            self.addDockWidget(area, dock)
+            dock.show()
+        sides = [d for d, a in self._dock_homes.items() if a != Qt.DockWidgetArea.TopDockWidgetArea]
+        widths = [max(d.widget().minimumSizeHint().width(), d.widget().minimumWidth()) + 8 for d in sides]
+        if len(sides) > 1 and 2 * sum(widths) > self.width():
+            for dock in sides[1:]:
+                self.tabifyDockWidget(sides[0], dock)
+            sides[0].raise_()
+            widths = [max(widths)]
+            sides = sides[:1]
+        self.resizeDocks(sides, widths, Qt.Orientation.Horizontal)
+        # The prompt gets a few lines.
+        self.resizeDocks([self.prompt_dock], [self.fontMetrics().lineSpacing() * 12], Qt.Orientation.Vertical)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()

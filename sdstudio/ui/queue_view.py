@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QMenu, QToolButton, QWidget
 
+from sdstudio.canvas.convert import to_qimage
 from sdstudio.ui.controller import GenerationController
-from sdstudio.ui.images import to_qimage
 from sdstudio.ui.jobs import JobStream
 
 ICON = 48  # px, the init image's thumbnail in the queue menu

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sdstudio.ui.images import to_qimage
+from sdstudio.canvas.convert import to_qimage
 from sdstudio.ui.shortcuts import scoped_action
 from sdstudio.ui.viewer import FullScreenViewer, ImageViewer
 

@@ -135,9 +135,10 @@ def test_paste_and_drop_image(canvas, tmp_path):
 
 def test_sixteen_bit_image_is_normalised(canvas, tmp_path):
     path = tmp_path / "deep.png"
-    Image.fromarray(np.full((16, 16), 65535, np.uint16)).save(path)
+    Image.fromarray(np.array([[0, 32768, 65535, 1000]] * 4, np.uint16)).save(path)  # a real 16-bit PNG
     assert canvas.open_file(path)
-    assert canvas.image().getpixel((0, 0)) == (255, 255, 255)
+    # Scaled, not clipped: clipping would make every value above 255 white.
+    assert [canvas.image().getpixel((x, 0))[0] for x in range(4)] == [0, 128, 255, 4]
 
 
 def test_undo_stack_drops_oldest_edits_beyond_its_budget():

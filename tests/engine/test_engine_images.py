@@ -18,10 +18,9 @@ from sdstudio.engine.images import (
     crop_box,
     prepare_inputs,
     snap_to_8,
-    to_mask,
-    to_rgb,
 )
 from sdstudio.engine.request import GenerationRequest, Inputs, Mode
+from sdstudio.imaging import to_mask, to_rgb
 
 
 def noise(size=(64, 64), seed=0) -> Image.Image:

@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from sdstudio.engine.models import ModelLoadError, load_model
 from sdstudio.engine.request import Mode, ModelRef
@@ -206,11 +207,24 @@ def test_sd2_checkpoint_v_or_epsilon(tiny_checkpoints, monkeypatch):
         ckpt.with_suffix(".yaml").unlink()
 
 
-def test_v_probe_runs_on_a_unet(tiny_checkpoints):
+@pytest.mark.parametrize(("factor", "is_v"), [(1.0, False), (0.9, False), (-1.0, False), (-3.0, True)])
+def test_v_probe_tells_noise_from_v_prediction(factor, is_v):
+    """At the last timestep an epsilon model returns about its input, a v model about its
+    negative, scaled up: the probe must tell them apart (and not flag a mere sign flip)."""
+    from types import SimpleNamespace
+
     from sdstudio.engine.single_file import predicts_v
 
-    model = load_model(ModelRef(str(tiny_checkpoints["sd1_folder"])))
-    assert predicts_v(model.unet) in (True, False)
+    class Probe(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+            self.config = SimpleNamespace(cross_attention_dim=8, in_channels=4)
+
+        def forward(self, x, t, encoder_hidden_states):
+            return SimpleNamespace(sample=x * factor)
+
+    assert predicts_v(Probe()) is is_v
 
 
 def test_pickle_checkpoint_needs_opt_in(tiny_checkpoints, tmp_path):

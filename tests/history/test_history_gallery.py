@@ -18,7 +18,7 @@ PROMPTS = ["a red fox in the snow", "a lighthouse at night", "portrait of a fox"
 def store(tmp_path):
     s = HistoryStore.open(tmp_path)
     for n, prompt in enumerate(PROMPTS):
-        request = GenerationRequest.create(prompt=prompt, negative_prompt="blurry", steps=4 + n, width=40, height=32)
+        request = GenerationRequest.create(prompt=prompt, negative_prompt="blurry", steps=4 + n, width=64, height=48)
         s.save(result(Image.new("RGB", (40, 32), (60 * n, 90, 200)), request, 100 + n))
     yield s
     s.close()
@@ -86,7 +86,7 @@ def test_selecting_shows_details_and_reuse_fills_the_panel(qtbot, gallery):
     gallery.reuse_seed.connect(seeds.append)
     gallery.details.buttons["reuse"].click()
     gallery.details.buttons["reuse_seed"].click()
-    assert (applied["prompt"], applied["steps"], applied["seed"], applied["width"]) == (PROMPTS[-1], 7, 103, 40)
+    assert (applied["prompt"], applied["steps"], applied["seed"], applied["width"]) == (PROMPTS[-1], 7, 103, 64)
     assert seeds == [103]
     sent = []
     gallery.send_to_img2img.connect(lambda path, image_id: sent.append((path, image_id)))
