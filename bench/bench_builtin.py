@@ -38,7 +38,7 @@ def main() -> None:
              generator=torch.Generator().manual_seed(1))
 
     engine = Engine()
-    request = GenerationRequest(prompt=PROMPT, width=128, height=128, steps=20, cfg_scale=5.0,
+    request = GenerationRequest.create(prompt=PROMPT, width=128, height=128, steps=20, cfg_scale=5.0,
                                 seed=1, sampler="Euler", model=ModelRef(BUILTIN_MODEL))
 
     def through_engine() -> None:

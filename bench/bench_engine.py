@@ -71,7 +71,7 @@ def engine_call(engine, folder: Path, step_gaps: list[float]):
     from sdstudio.engine.request import GenerationRequest, ModelRef
 
     def call(seed: int) -> float:
-        request = GenerationRequest(prompt=PROMPT, steps=STEPS, width=SIZE, height=SIZE, seed=seed,
+        request = GenerationRequest.create(prompt=PROMPT, steps=STEPS, width=SIZE, height=SIZE, seed=seed,
                                     sampler=SAMPLER, cfg_scale=7.0, model=ModelRef(str(folder)))
         stamps: list[float] = []
         events: list = []

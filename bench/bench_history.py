@@ -68,25 +68,25 @@ def make_history(root: Path, count: int) -> None:
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from sdstudio.engine.params import request_infotext, request_json
-    from sdstudio.engine.request import GenerationRequest, ModelInfo
+    from sdstudio.engine.params import image_json, request_infotext
+    from sdstudio.engine.request import Family, GenerationRequest, ModelInfo
     from sdstudio.history.layout import image_name, thumbnail_name
     from sdstudio.history.metadata import HISTORY_KEY
 
     rng = random.Random(7)
-    model = ModelInfo("synthetic", "sd1", False, "cpu", "float32", "bench")
+    model = ModelInfo("synthetic", Family.SD1, False, "cpu", "float32", "bench")
     now = time.time()
     base = Image.linear_gradient("L").resize((128, 128))
     for n in range(count):
         prompt = " ".join(rng.choices(WORDS, k=rng.randint(4, 12)))
         seed = rng.randrange(2**32)
-        request = GenerationRequest(
-            prompt=prompt, negative_prompt="blurry, lowres", width=128, height=128
+        request = GenerationRequest.create(
+            prompt=prompt, negative_prompt="blurry, lowres", width=128, height=128, seed=seed
         )
         created = now - (count - n) * (60 * 86400 / count)
-        settings = request_json(request, seed, model) | {HISTORY_KEY: {"created": created}}
+        settings = image_json(request, model) | {HISTORY_KEY: {"created": created}}
         info = PngInfo()
-        info.add_itxt("parameters", request_infotext(request, seed, model))
+        info.add_itxt("parameters", request_infotext(request, model))
         info.add_itxt("sdstudio", json.dumps(settings))
         tint = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
         image = Image.merge("RGB", (base, base.rotate(90), Image.new("L", base.size, tint[2])))
@@ -105,19 +105,19 @@ def save_while_idle(app, store, gallery) -> tuple[float, float]:
     from PIL import Image
 
     from sdstudio.engine.events import Finished
-    from sdstudio.engine.params import request_infotext
+    from sdstudio.engine.params import result_image
     from sdstudio.engine.request import GenerationRequest
     from sdstudio.ui.history_dock import HistorySaver
 
     rng = random.Random(1)
-    request = GenerationRequest(prompt="a saved batch", width=512, height=512)
+    request = GenerationRequest.create(prompt="a saved batch", width=512, height=512)
     images = tuple(Image.effect_noise((512, 512), 30 + 5 * n).convert("RGB") for n in range(8))
     seeds = tuple(rng.randrange(2**31) for _ in images)
-    finished = Finished(images, seeds, tuple(request_infotext(request, s, None) for s in seeds))
+    finished = Finished(tuple(result_image(im, request.replace(seed=s), None) for im, s in zip(images, seeds, strict=True)))
     saver = HistorySaver(store)
     saver.saved.connect(gallery.add_images)
     t = time.perf_counter()
-    future = saver.save(request, finished, None, None)
+    future = saver.save(finished)
     worst, last = 0.0, time.perf_counter()
     while not future.done():
         app.processEvents()

@@ -45,8 +45,12 @@ GOAL = 1.25
 
 
 def _child(task: dict) -> dict:
-    import diffusers  # noqa: F401
-    import torch  # imported before the baseline, as every path needs it
+    import diffusers
+    import torch
+    import transformers
+
+    # Every path imports these: the baseline holds the code, the peak adds the weights.
+    _ = diffusers.StableDiffusionPipeline, diffusers.StableDiffusionXLPipeline, transformers.CLIPTextModel
 
     from sdstudio.engine.models import CONFIG_ROOT, load_model, pipeline_classes
     from sdstudio.engine.request import Mode, ModelRef

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sdstudio.engine.request import Inputs
 from sdstudio.resources import builtin_model_dir
 from tools.builtin_model.judge import (
     border_colour,
@@ -77,7 +78,7 @@ class Generator:
         from sdstudio.engine.request import GenerationRequest
 
         events = []
-        job = self.engine.submit(GenerationRequest(model=self.model, **fields), events.append)
+        job = self.engine.submit(GenerationRequest.create(model=self.model, **fields), events.append)
         job.wait()
         last = events[-1]
         if isinstance(last, Failed):
@@ -126,8 +127,8 @@ def inpaint_check(gen: Generator, steps: int = 20) -> dict[str, float]:
     mask_arr[24:104, 24:104] = 255
     mask = Image.fromarray(mask_arr)
     out = gen(prompt="a large yellow square in the centre on a blue background", mode="inpaint",
-              init_image=init, mask=mask, width=128, height=128, steps=steps, cfg_scale=5.0,
-              seed=7, strength=1.0, mask_blur=0, sampler="Euler")[0]
+              width=128, height=128, steps=steps, cfg_scale=5.0,
+              seed=7, strength=1.0, mask_blur=0, sampler="Euler", inputs=Inputs.from_pil(init_image=init, mask=mask))[0]
     arr, ref = np.asarray(out.convert("RGB")), np.asarray(init)
     inside = mask_arr > 0
     return {

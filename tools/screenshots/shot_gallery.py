@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sdstudio.engine.request import Inputs
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 SUBJECTS = ("a lighthouse", "a red fox", "a small cabin", "an old windmill", "a sailing boat", "a castle")
@@ -36,24 +38,26 @@ def landscape(rng: random.Random, size: int = 256):
 
 
 def fill_history(root: Path, count: int = 36) -> None:
-    from sdstudio.engine.request import GenerationRequest, Mode, ModelInfo
+    from sdstudio.engine.params import result_image
+    from sdstudio.engine.request import Family, GenerationRequest, Mode, ModelInfo
     from sdstudio.history import HistoryStore
 
     rng = random.Random(3)
-    model = ModelInfo("builtin", "sd1", False, "cpu", "float32", "builtin")
+    model = ModelInfo("builtin", Family.SD1, False, "cpu", "float32", "builtin")
     store = HistoryStore.open(root)
     previous = None
     for n in range(count):
         prompt = f"{rng.choice(SUBJECTS)} {rng.choice(PLACES)}, {rng.choice(STYLES)}"
         mode = Mode.IMG2IMG if previous is not None and n % 7 == 0 else Mode.TXT2IMG
-        request = GenerationRequest(
+        request = GenerationRequest.create(
             prompt=prompt, negative_prompt="blurry, lowres", mode=mode, steps=rng.choice((20, 25, 30)),
             cfg_scale=rng.choice((5.0, 6.5, 7.0)), width=256, height=256, sampler="DPM++ 2M Karras",
-            init_image=landscape(rng) if mode is Mode.IMG2IMG else None,
+            seed=rng.randrange(2**31),
+            inputs=Inputs.from_pil(landscape(rng) if mode is Mode.IMG2IMG else None),
         )  # fmt: skip
         init_file, _ = store.save_inputs(request)
-        image = store.save(landscape(rng), request, rng.randrange(2**31), model, init_file=init_file,
-                           parent_id=previous.id if mode is Mode.IMG2IMG and previous else None)  # fmt: skip
+        parent = previous if mode is Mode.IMG2IMG else None
+        image = store.save(result_image(landscape(rng), request, model), init_file=init_file, parent=parent)
         if n % 5 == 0:
             store.set_favourite(image.id)
         previous = image
@@ -79,7 +83,7 @@ def main(out: Path) -> int:
     app = create_app([])
     with tempfile.TemporaryDirectory(prefix="sdstudio-shot-") as tmp:
         fill_history(Path(tmp) / "history")
-        window = MainWindow(SettingsStore(Path(tmp) / "settings.json"), engine_factory=lambda: None)
+        window = MainWindow(SettingsStore(Path(tmp) / "settings.json"), backend_factory=lambda: None)
         panel = install_history(window, Path(tmp) / "history")
         window.resize(1600, 1000)
         window.show()
