@@ -223,3 +223,27 @@ def test_shutdown_cancels_pending_and_refuses_new_jobs(tiny_sd1):
     assert [type(e) for e in events] == [Cancelled] and pending.state is JobState.CANCELLED
     with pytest.raises(RuntimeError):
         eng.submit(make(tiny_sd1), lambda e: None)
+
+
+def test_a_long_prompt_is_never_cut_silently(engine, tiny_sd1):
+    long_prompt = " ".join(["red apple"] * 60)  # 120 words, far past the 77-token window
+    events = run(engine, make(tiny_sd1, steps=1, prompt=long_prompt, negative_prompt="blurry"))
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert any(m.startswith("The prompt is") and "tokens are dropped" in m for m in notices), notices
+    assert not any("negative prompt" in m for m in notices)
+    assert isinstance(events[-1], Finished)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_worker_refuses_jobs_instead_of_queueing_them(tiny_sd1, monkeypatch):
+    eng = Engine(device="cpu")
+
+    def die(job):
+        raise SystemExit("the worker's own code failed")
+
+    monkeypatch.setattr(eng, "_run", die)
+    eng.submit(make(tiny_sd1, steps=1), lambda e: None)
+    eng._thread.join(TIMEOUT)
+    assert not eng._thread.is_alive()
+    with pytest.raises(RuntimeError, match="worker has stopped"):
+        eng.submit(make(tiny_sd1, steps=1), lambda e: None)
