@@ -541,6 +541,9 @@ def _load_folder(folder: Path, ref: ModelRef, report: Progress, budget: _LoadBud
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if _only_fp16_variant(folder / "unet"):
         kwargs["variant"] = "fp16"
+    if not ref.allow_pickle:
+        # Beyond the check above: diffusers never falls back to a pickle beside other files.
+        kwargs["use_safetensors"] = True
     try:
         pipe = cls.from_pretrained(folder, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:

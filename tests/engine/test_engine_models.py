@@ -446,6 +446,24 @@ def test_pickle_weights_in_a_folder_need_the_same_opt_in(tiny_sd1, tmp_path):
     assert load_model(ModelRef(str(copy), allow_pickle=True)).info.family == "sd1"
 
 
+def test_a_pickle_beside_an_fp16_safetensors_is_never_unpickled(tiny_sd1, tmp_path, monkeypatch):
+    """diffusers would read diffusion_pytorch_model.bin before a .fp16.safetensors variant."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    copy = _copy(tiny_sd1, tmp_path, "mixed")
+    unet = UNet2DConditionModel.from_pretrained(copy / "unet")
+    (copy / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    unet.save_pretrained(copy / "unet", safe_serialization=False)
+    unet.save_pretrained(copy / "unet", variant="fp16")
+
+    unpickled, original = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: unpickled.append(args) or original(*args, **kwargs))
+    with pytest.raises(ModelLoadError, match="mixed could not be loaded"):
+        load_model(ModelRef(str(copy)))
+    assert unpickled == []
+
+
 def test_folder_saved_as_fp16_variant(tmp_path):
     from diffusers import StableDiffusionPipeline
 
