@@ -84,8 +84,8 @@ class HistoryPanel(QObject):
         # from top to bottom, beside the prompt rather than under it.
         window.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock = window.add_dock(placeholder, "History", Qt.DockWidgetArea.RightDockWidgetArea)
-        if not window.settings.window_state:  # first start: room for three columns of thumbnails
-            window.resizeDocks([self.dock], [440], Qt.Orientation.Horizontal)
+        if not window.settings.window_state:  # first start: the layout with the history in it
+            window.reset_layout()
         self.drops = ParameterDropFilter(window, self.reuse, self._notice, skip=self._takes_images)
         window.controller.job_finished.connect(self.save)
         QApplication.instance().aboutToQuit.connect(self.close)
@@ -129,6 +129,10 @@ class HistoryPanel(QObject):
         gallery.reuse_seed.connect(lambda seed: self.window.apply_fields({"seed": seed}))
         gallery.send_to_img2img.connect(self.send_to_img2img)
         gallery.send_to_inpaint.connect(self.send_to_inpaint)
+        # Tab goes on from the image in the centre to the history: search, filters, the grid.
+        chain = [self.window.results.view, gallery.search, gallery.favourites, gallery.grouping, gallery.groups, gallery.trash_view, gallery.grid]
+        for before, after in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(before, after)
         # The selected image shows in the large viewer too (arrow keys in the grid step on).
         gallery.show_large.connect(
             lambda image, path, picture: self.window.results.show_file(picture, path, image.seed, image.parameters or "")

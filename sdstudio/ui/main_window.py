@@ -65,6 +65,11 @@ if TYPE_CHECKING:
 # Returns (init image RGB or None, mask L or None) for img2img / inpaint; white mask = repaint.
 ImageProvider = Callable[[], "tuple[Image | None, Image | None]"]
 
+# Side docks are at least this wide; below WIDE_LAYOUT px the window puts them in one column
+# of tabs, so the image keeps at least half the width (parameters ~350 px, history ~400 px).
+SIDE_DOCK = 300
+WIDE_LAYOUT = 1600
+
 NO_MODEL_HELP = "Use Model ▸ Open model folder… or Open .safetensors… to load one."
 
 
@@ -369,7 +374,8 @@ class MainWindow(QMainWindow):
         if settings.window_geometry:
             self.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode()))
         else:
-            self.resize(1280, 860)
+            room = self.screen().availableGeometry().size()
+            self.resize(min(1280, room.width()), min(860, room.height()))
             QTimer.singleShot(0, self.reset_layout)  # docks are sized once laid out
         if settings.window_state:
             self.restoreState(QByteArray.fromBase64(settings.window_state.encode()))
@@ -395,8 +401,8 @@ class MainWindow(QMainWindow):
             self.addDockWidget(area, dock)
             dock.show()
         sides = [d for d, a in self._dock_homes.items() if a != Qt.DockWidgetArea.TopDockWidgetArea]
-        widths = [max(d.widget().minimumSizeHint().width(), d.widget().minimumWidth()) + 8 for d in sides]
-        if len(sides) > 1 and 2 * sum(widths) > self.width():
+        widths = [max(d.widget().minimumSizeHint().width(), d.widget().minimumWidth(), SIDE_DOCK) for d in sides]
+        if len(sides) > 1 and self.width() < WIDE_LAYOUT:
             for dock in sides[1:]:
                 self.tabifyDockWidget(sides[0], dock)
             sides[0].raise_()

@@ -32,10 +32,9 @@ Keys = QKeySequence | QKeySequence.StandardKey | str
 def scoped_action(owner: QWidget, text: str, keys: Sequence[Keys], slot: Callable[[], object]) -> QAction:
     """An action of `owner` whose shortcuts act only while the focus is in `owner` (or a child)."""
     action = QAction(text, owner)
-    sequences: list[QKeySequence] = []
-    for key in keys:
-        sequences += QKeySequence.keyBindings(key) if isinstance(key, QKeySequence.StandardKey) else [QKeySequence(key)]
-    action.setShortcuts(sequences)
+    # A standard key's first binding only: the others are hardware keys (F14 "Undo") or, on
+    # some desktops, surprises (Ctrl+D for Delete).
+    action.setShortcuts([QKeySequence(key) for key in keys])
     action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
     action.triggered.connect(lambda _=False: slot())
     owner.addAction(action)

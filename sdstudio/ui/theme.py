@@ -5,9 +5,17 @@ Qt's default high-DPI scaling is left on and nothing here uses fixed-pixel bitma
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QPen
+from PySide6.QtWidgets import (
+    QApplication,
+    QProxyStyle,
+    QStyle,
+    QStyleFactory,
+    QStyleOption,
+    QStyleOptionComplex,
+    QWidget,
+)
 
 _DARK = {
     QPalette.ColorRole.Window: "#25272b",
@@ -43,8 +51,36 @@ def prefers_light() -> bool:
     return QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Light
 
 
+class FocusRingStyle(QProxyStyle):
+    """Fusion, plus a ring around the button that has the keyboard focus: Fusion draws a
+    focused button exactly like an unfocused one, and the default button (Generate) always
+    wears its highlight outline, so a keyboard user could not tell where Enter goes."""
+
+    def drawControl(self, element: QStyle.ControlElement, option: QStyleOption, painter: QPainter, widget: QWidget | None = None) -> None:
+        super().drawControl(element, option, painter, widget)
+        if element == QStyle.ControlElement.CE_PushButton:
+            _ring(option, painter)
+
+    def drawComplexControl(self, control: QStyle.ComplexControl, option: QStyleOptionComplex, painter: QPainter, widget: QWidget | None = None) -> None:
+        super().drawComplexControl(control, option, painter, widget)
+        if control == QStyle.ComplexControl.CC_ToolButton:
+            _ring(option, painter)
+
+
+def _ring(option: QStyleOption, painter: QPainter) -> None:
+    if not option.state & QStyle.StateFlag.State_HasFocus:
+        return
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(option.palette.color(QPalette.ColorRole.Highlight).lighter(160), 2))
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.drawRoundedRect(QRectF(option.rect).adjusted(1.5, 1.5, -1.5, -1.5), 3, 3)
+    painter.restore()
+
+
 def apply_theme(app: QApplication) -> None:
-    app.setStyle("Fusion")
+    if not isinstance(app.style(), FocusRingStyle):
+        app.setStyle(FocusRingStyle(QStyleFactory.create("Fusion")))
     if prefers_light():
         palette = app.style().standardPalette()
     else:
