@@ -1,4 +1,4 @@
-"""The layer rule of DESIGN.md, checked automatically (as napari does for its Qt-free core)."""
+"""The layer rules of docs/ARCHITECTURE.md, checked automatically (as napari does for its Qt-free core)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def _imported_after(statement: str) -> set[str]:
 def test_light_modules_import_no_torch_diffusers_or_qt():
     heavy = {"torch", "diffusers", "transformers"}
     loaded = _imported_after(
-        "import sdstudio, sdstudio.engine, sdstudio.engine.request, sdstudio.engine.infotext, sdstudio.history"
+        "import sdstudio, sdstudio.engine, sdstudio.engine.request, sdstudio.engine.infotext, sdstudio.history, "
+        "sdstudio.engine.parameters, sdstudio.engine.events, sdstudio.engine.backend, sdstudio.engine.params, "
+        "sdstudio.cli"
     )
     assert not heavy & loaded
     assert "PySide6" not in loaded
