@@ -7,6 +7,8 @@ far less than wall time (the load average is printed with the figures):
   model ready   process start -> the engine's ModelLoaded event      (goal < 4 s)
   first image   process start -> Finished, one 128x128 image          (goal < 5 s)
   CLI           `sdstudio generate` 128x128, from start to exit with the PNG written
+and a second floor, diffusers' own: a process that only imports StableDiffusionPipeline
+(by its module path) and loads the built-in model with it; what the engine adds is the rest.
 Then where the time goes: one more process under `python -X importtime`, its import time
 summed by top-level package (importtime's own overhead inflates these; read them as shares).
 
@@ -30,6 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 REPEATS = 3
 GOALS = {"model ready": 4.0, "first image": 5.0}
 PROMPT = "a red circle on a blue background"
+PIPELINE_FLOOR = """
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
+from sdstudio.resources import builtin_model_dir
+StableDiffusionPipeline.from_pretrained(builtin_model_dir(), safety_checker=None, requires_safety_checker=False)
+"""
 
 # Stamps: time.time() against the parent's clock (read just before it starts the process), and
 # the process's own CPU time (all threads) at that moment.
@@ -102,6 +109,7 @@ def _import_shares() -> list[tuple[str, float]]:
 
 def main() -> None:
     torch_s, torch_cpu = _median([_process_seconds([sys.executable, "-c", "import torch"]) for _ in range(REPEATS)])
+    floor_s, floor_cpu = _median([_process_seconds([sys.executable, "-c", PIPELINE_FLOOR]) for _ in range(REPEATS)])
     runs = [_engine_stamps() for _ in range(REPEATS)]
     with tempfile.TemporaryDirectory() as out:
         cli = [sys.executable, "-m", "sdstudio", "generate", "--prompt", PROMPT, "--width", "128",
@@ -111,6 +119,7 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"median of {REPEATS} fresh processes from process start; {os.cpu_count()} CPU cores, load average {load}")
     print(f"  python -c 'import torch'      {torch_s:6.2f} s wall {torch_cpu:6.2f} s CPU   (the floor)")
+    print(f"  diffusers: import + load      {floor_s:6.2f} s wall {floor_cpu:6.2f} s CPU   (StableDiffusionPipeline alone)")
     for name, goal in GOALS.items():
         seconds, cpu = _median([run[name] for run in runs])
         verdict = "ok" if seconds < goal else "MISSED"
