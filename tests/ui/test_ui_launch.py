@@ -72,3 +72,17 @@ def test_start_says_the_engine_is_loading_and_generate_waits(make_window, qtbot)
         window.generate()  # submitted before the model is ready: it waits in the queue
         assert window.status.activity.text() == "Waiting for the model to load…"
     assert window.status.activity.text() == "Done"
+
+
+def test_generate_before_the_model_loads_uses_the_models_size_and_cfg(make_window, qtbot):
+    """The panel cannot know the size yet (it shows 512): the request leaves it to the model."""
+    window = make_window(start=False)
+    window.start()
+    window.apply_fields({"prompt": "early", "steps": 1})
+    assert window.build_request().extent.width is None
+    with qtbot.waitSignal(window.controller.job_finished, timeout=60_000) as finished:
+        window.generate()
+    made = finished.args[0].results[0]
+    assert made.image.size == (made.model.native_size,) * 2 == (64, 64)
+    assert made.request.sampling.cfg_scale == made.model.default_cfg
+    assert window.params.controls["width"].value() == 64  # and the panel shows it now
