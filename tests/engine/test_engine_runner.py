@@ -31,9 +31,13 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def engine():
-    eng = Engine(device="cpu")
-    yield eng
-    eng.shutdown()
+    # No linear map follows the tiny random VAEs, so their previews are decoded, within a time
+    # budget; an unbounded one gives every step its preview to check, whatever decoding costs.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sdstudio.engine.preview.PREVIEW_BUDGET", 1e9)
+        eng = Engine(device="cpu")
+        yield eng
+        eng.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +101,7 @@ def test_txt2img_with_a_preview_every_step(engine, tiny_sd1):
     steps = [e for e in events if isinstance(e, Step)]
     assert len(steps) == 4
     assert all(isinstance(s.preview, Image.Image) and s.preview.mode == "RGB" for s in steps)
-    assert steps[0].preview.size == (8, 8)  # latent resolution of 64x64
+    assert steps[0].preview.size == (64, 64)  # decoded: the image's own size
     result = finished(events)
     assert [im.size for im in result.images] == [(64, 64)]
     assert result.seeds == (42,)
@@ -114,8 +118,12 @@ def test_inpaint_previews_show_the_init_image_outside_the_mask(engine, model, re
                               strength=1.0, mask_blur=0, inputs=Inputs.from_pil(init_image=flat, mask=mask)))
     steps = [e for e in events if isinstance(e, Step)]
     first, last = pixels(steps[0].preview), pixels(steps[-1].preview)
-    assert np.array_equal(first[:2, :2], last[:2, :2])  # known area: the init image's latents
-    assert not np.array_equal(first[3:5, 3:5], last[3:5, 3:5])  # masked area: evolving x0
+    px = first.shape[0] // 8  # preview pixels per latent pixel (decoded previews: 8)
+    known = np.abs(first[: 2 * px, : 2 * px] - last[: 2 * px, : 2 * px]).mean()
+    masked = np.abs(first[3 * px : 5 * px, 3 * px : 5 * px] - last[3 * px : 5 * px, 3 * px : 5 * px]).mean()
+    # Known area: the init image's latents, steady (a decoder's reach moves it a little);
+    # masked area: the evolving x0.
+    assert known < 2 and masked > 4 * known
 
 
 def test_9_channel_inpaint_model_in_every_mode(engine, tiny_sd1_inpaint, init_image, square_mask):
