@@ -150,6 +150,7 @@ _SAFETENSORS_DTYPES = {
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
              "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 _MAX_HEADER = 100 * 2**20  # real headers are well under 1 MB; more means a damaged file
+_CHUNK_BYTES = 16 * 2**20
 
 
 class DamagedFile(ValueError):
@@ -195,20 +196,37 @@ class SafetensorsFile:
 
         keys = sorted((k for k in self._entries if k.startswith(prefix)), key=lambda k: self._entries[k][2])
         converted = {k for k in keys if _converts(self._entries[k][0], dtype)}
-        # One buffer, as large as the largest tensor that changes precision, receives those
-        # tensors' bytes in turn: a fresh buffer each would cost a page fault per 4 KiB.
-        scratch = torch.empty(max((self._entries[k][3] - self._entries[k][2] for k in converted), default=0),
-                              dtype=torch.uint8)
+        # Tensors that change precision pass through one small buffer, a piece at a time, into
+        # their final tensor: never a second full-size copy, nor a page fault per fresh buffer.
+        chunk = torch.empty(_CHUNK_BYTES if converted else 0, dtype=torch.uint8)
         out = {}
         with open(self.path, "rb", buffering=0) as f:
             for key in keys:
                 name, shape, begin, end = self._entries[key]
-                raw = scratch[: end - begin] if key in converted else torch.empty(end - begin, dtype=torch.uint8)
+                file_dtype = getattr(torch, _SAFETENSORS_DTYPES[name])
                 f.seek(self._base + begin)
-                _read_exactly(f, memoryview(raw.numpy()), key)
-                tensor = raw.view(getattr(torch, _SAFETENSORS_DTYPES[name])).reshape(shape)
-                out[key] = tensor.to(dtype) if key in converted else tensor
+                if key in converted:
+                    out[key] = _read_converted(f, key, shape, file_dtype, dtype, chunk)
+                else:
+                    raw = torch.empty(end - begin, dtype=torch.uint8)
+                    _read_exactly(f, memoryview(raw.numpy()), key)
+                    out[key] = raw.view(file_dtype).reshape(shape)
         return out
+
+
+def _read_converted(f, key: str, shape: tuple[int, ...], file_dtype: torch.dtype, dtype: torch.dtype,
+                    chunk: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    out = torch.empty(shape, dtype=dtype)
+    flat = out.view(-1)
+    per_chunk = len(chunk) // file_dtype.itemsize
+    for start in range(0, flat.numel(), per_chunk):
+        count = min(per_chunk, flat.numel() - start)
+        piece = chunk[: count * file_dtype.itemsize]
+        _read_exactly(f, memoryview(piece.numpy()), key)
+        flat[start : start + count].copy_(piece.view(file_dtype))
+    return out
 
 
 def _checked_entry(key: str, entry: Any, data_size: int) -> tuple[str, tuple[int, ...], int, int]:
