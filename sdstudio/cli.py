@@ -30,7 +30,7 @@ from sdstudio.engine.events import (
     Started,
     Step,
 )
-from sdstudio.engine.parameters import PARAMETERS, Control, Mode, Param, check
+from sdstudio.engine.parameters import PARAMETERS, Mode, Param, check
 from sdstudio.engine.request import BUILTIN_MODEL, GenerationRequest, ImageData, Inputs, ModelRef
 
 BAR_WIDTH = 30
@@ -69,8 +69,10 @@ def _add_option(parser: argparse.ArgumentParser, param: Param) -> None:
     dest = {"dest": param.name, "help": param.cli_help}
     if param.kind is bool:
         parser.add_argument(param.cli, action="store_true", **dest)
-    elif param.control is Control.COMBO and param.kind is Mode:
+    elif param.kind is Mode:
         parser.add_argument(param.cli, choices=[m.value for m in Mode], **dest)
+    elif param.choices:
+        parser.add_argument(param.cli, choices=param.choices, default=param.default, **dest)
     elif param.name == "prompt":
         parser.add_argument(param.cli, required=True, **dest)
     else:

@@ -24,6 +24,8 @@ def sample(param: Param) -> object:
     }
     if param.name in special:
         return special[param.name]
+    if param.choices:
+        return param.choices[-1]
     if param.kind is float:
         return round(float(param.minimum) + param.step * 3, param.decimals)  # type: ignore[arg-type]
     value = int(param.minimum) + int(param.step) * 5  # type: ignore[arg-type]
@@ -73,7 +75,8 @@ def test_the_panel_shows_and_gives_back_the_parameter(qtbot, param):
 
 @pytest.mark.parametrize("param", [p for p in PARAMETERS if p.infotext], ids=lambda p: p.name)
 def test_the_a1111_text_writes_and_reads_the_parameter(param):
-    request = GenerationRequest.create(**SAMPLES)
+    mode = Mode.INPAINT if Mode.INPAINT in param.modes else Mode.TXT2IMG
+    request = GenerationRequest.create(**SAMPLES | {"mode": SAMPLES["mode"] if param.name == "mode" else mode})
     text = request_infotext(request, None)
     assert f"{param.infotext}: " in text
     assert fields_from_infotext(text)[param.name] == SAMPLES[param.name]
@@ -96,5 +99,7 @@ def test_the_json_chunk_carries_every_parameter():
 
 def test_parameters_of_a_mode_only_appear_in_its_text():
     txt2img = request_infotext(GenerationRequest.create(**SAMPLES | {"mode": Mode.TXT2IMG}), None)
-    for name in ("strength", "mask_blur", "inpaint_padding"):
+    for name in ("mask_blur", "inpaint_padding"):
         assert f"{BY_NAME[name].infotext}:" not in txt2img
+    inpaint = request_infotext(GenerationRequest.create(**SAMPLES), None)
+    assert "Hires" not in inpaint

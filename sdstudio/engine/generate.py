@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sdstudio.engine import params
 from sdstudio.engine.events import BatchDone, Event, Finished, ResultImage, Step
+from sdstudio.engine.hires import HiresPass, plan_hires
 from sdstudio.engine.images import InputError, PasteBack, PreparedInputs, check_output
 from sdstudio.engine.parameters import MAX_SEED, seeds_for
 from sdstudio.engine.request import GenerationRequest, Mode
@@ -50,6 +51,7 @@ class GenerationPlan:
     seeds: list[int]
     paste_back: PasteBack | None
     notices: list[str] = field(default_factory=list)
+    hires: HiresPass | None = None  # the second, larger pass of a hires-fix txt2img
 
     @property
     def total(self) -> int:
@@ -76,34 +78,20 @@ def plan_generation(model: LoadedModel, request: GenerationRequest, prepared: Pr
             f"Denoising strength {sampling.strength} with {sampling.steps} steps leaves no step to run: "
             "raise the strength or the steps."
         )
+    hires = plan_hires(model, request, kwargs, count_steps)
+    if hires is not None:
+        kwargs["output_type"] = hires.first_pass_output()
+        steps += hires.steps * extent.batch_size
     first = sampling.seed if sampling.seed >= 0 else random.randint(0, MAX_SEED)
     seeds = seeds_for(first, extent.batch_size * extent.batch_count)
-    notices = [*prepared.notices, *_truncation_notices(pipe, request)]
-    return GenerationPlan(request, pipe, kwargs, steps, seeds, prepared.paste_back, notices)
-
-
-def _truncation_notices(pipe: Any, request: GenerationRequest) -> list[str]:
-    """Say how many tokens the text encoder will drop: a long prompt is never cut silently."""
-    tokenizer = getattr(pipe, "tokenizer", None)
-    if tokenizer is None:
-        return []
-    limit = int(tokenizer.model_max_length)
-    notices = []
-    for what, text in (("prompt", request.prompt.prompt), ("negative prompt", request.prompt.negative_prompt)):
-        count = len(tokenizer(text, truncation=False).input_ids) if text else 0
-        if count > limit:
-            notices.append(
-                f"The {what} is {count - 2} tokens long; the text encoder reads {limit - 2}, "
-                f"so the last {count - limit} tokens are dropped."
-            )
-    return notices
+    notices = list(prepared.notices)
+    return GenerationPlan(request, pipe, kwargs, steps, seeds, prepared.paste_back, notices, hires)
 
 
 def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prepared: PreparedInputs) -> dict[str, Any]:
     sampling, extent = request.sampling, request.extent
     kwargs: dict[str, Any] = {
-        "prompt": request.prompt.prompt,
-        "negative_prompt": request.prompt.negative_prompt,
+        **_prompt_kwargs(pipe, request),
         "num_inference_steps": sampling.steps,
         "guidance_scale": sampling.cfg_scale,
         "num_images_per_prompt": extent.batch_size,
@@ -126,6 +114,17 @@ def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prep
     if "height" in inspect.signature(pipe.__call__).parameters:
         kwargs["height"], kwargs["width"] = extent.height, extent.width
     return kwargs
+
+
+def _prompt_kwargs(pipe: Any, request: GenerationRequest) -> dict[str, Any]:
+    """The prompts as embeddings in A1111's syntax and chunking (see conditioning.py), or as
+    plain text for a pipeline without CLIP text encoders."""
+    from sdstudio.engine import conditioning
+
+    prompt = request.prompt
+    if conditioning.supports(pipe):
+        return conditioning.prompt_embeddings(pipe, prompt.prompt, prompt.negative_prompt, prompt.clip_skip)
+    return {"prompt": prompt.prompt, "negative_prompt": prompt.negative_prompt}
 
 
 def count_steps(pipe: Any, steps: int, strength: float | None, device: Any) -> int:
@@ -155,7 +154,9 @@ def run_generation(
 
     from sdstudio.engine.preview import X0Capture, with_known_area
 
-    capture = X0Capture(plan.pipe.scheduler)
+    # One capture per scheduler, wrapped before the first step: the hires pass has its own.
+    schedulers = [plan.pipe.scheduler] + ([plan.hires.pipe.scheduler] if plan.hires else [])
+    captures = {id(s): X0Capture(s) for s in {id(s): s for s in schedulers}.values()}
     done = 0
 
     def on_step(pipe: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +166,7 @@ def run_generation(
         done += 1
         preview = None
         if previewer is not None:
-            x0 = capture.latest(tensors["latents"])
+            x0 = captures[id(pipe.scheduler)].latest(tensors["latents"])
             preview = previewer.image(with_known_area(x0, *(tensors.get(k) for k in _INPAINT_PREVIEW_TENSORS)))
         emit(Step(done, plan.total, preview))
         return {}
@@ -181,6 +182,8 @@ def run_generation(
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         with torch.inference_mode():
             pixels = plan.pipe(**plan.call_kwargs, generator=generators, callback_on_step_end=on_step).images
+            if plan.hires is not None:
+                pixels = plan.hires.run(pixels, generators, on_step)
         check_output(pixels)
         batch = []
         for array, seed in zip(pixels, seeds, strict=True):

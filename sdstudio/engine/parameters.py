@@ -37,6 +37,7 @@ class Part(StrEnum):
     SAMPLING = "sampling"
     EXTENT = "extent"  # the size and number of images
     INPAINT = "inpaint"
+    HIRES = "hires"  # a second, larger pass after txt2img (A1111's hires fix)
 
 
 class Control(StrEnum):
@@ -60,6 +61,7 @@ FROM_MODEL: Any = _FromModel()
 ALL_MODES = frozenset(Mode)
 IMAGE_MODES = frozenset({Mode.IMG2IMG, Mode.INPAINT})
 INPAINT_ONLY = frozenset({Mode.INPAINT})
+TXT2IMG_ONLY = frozenset({Mode.TXT2IMG})
 # The range the seed generator takes; A1111 and ComfyUI UIs agree on 32 bits.
 MAX_SEED = 2**32 - 1
 
@@ -89,6 +91,7 @@ class Param:
     cli: str | None = None  # the flag, e.g. "--steps"; None: not on the command line
     cli_help: str = ""
     control: Control = Control.SLIDER
+    choices: tuple[str, ...] = ()  # the values a text parameter may take (empty: any)
 
     @property
     def from_model(self) -> bool:
@@ -126,6 +129,8 @@ class Param:
             return f"{self.title} must be {_KIND_WORDS[self.kind]}, not {value!r}."
         if self.kind is float and not math.isfinite(value):  # type: ignore[arg-type]
             return f"{self.title} must be a finite number, not {value!r}."
+        if self.choices and value not in self.choices:
+            return f"{self.title} must be one of {', '.join(self.choices)}, not {value!r}."
         if self.name == "seed" and value == -1:
             return None
         low, high = self.minimum, self.maximum
@@ -176,6 +181,16 @@ def _sampler(pairs: Mapping[str, str]) -> str | None:
     return sampler
 
 
+def _hires(write: Callable[[Fields], object]) -> Writer:
+    """A hires-fix key is written only when the hires pass runs (scale above 1)."""
+    return lambda f: write(f) if (f.get("hires_scale") or 1) > 1 else None
+
+
+# A1111's names: "Latent" upscales the latents (bilinear), the others the decoded pixels.
+LATENT_UPSCALERS = ("Latent", "Latent (nearest)", "Latent (bicubic)", "Latent (antialiased)")
+HIRES_UPSCALERS = (*LATENT_UPSCALERS, "Lanczos", "Nearest")
+
+
 def _area(pairs: Mapping[str, str]) -> bool | None:
     return {"Only masked": True, "Whole picture": False}.get(pairs.get("Inpaint area", ""))
 
@@ -203,6 +218,11 @@ PARAMETERS: tuple[Param, ...] = (
           "saturated and eventually burnt. The model's own default is used until you change it.",
           minimum=0, maximum=30, step=0.5, decimals=1, infotext="CFG scale", cli="--cfg",
           cli_help="CFG scale (default: the model's)"),
+    Param("clip_skip", Part.PROMPT, int, 1, "Clip s&kip:",
+          "Which text-encoder layer reads the prompt, counted from the last: 1 is the model's own, "
+          "2 the one before (which some anime-style SD1 models were trained on).",
+          minimum=1, maximum=12, infotext="Clip skip", write=lambda f: f["clip_skip"] if f["clip_skip"] > 1 else None,
+          cli="--clip-skip", cli_help="text-encoder layer counted from the last, A1111's way (1 = the model's own)"),
     Param("seed", Part.SAMPLING, int, -1, "S&eed:",
           "Seed of the first image; image k of a job uses seed + k. -1 picks a random one.",
           minimum=0, maximum=MAX_SEED, infotext="Seed", cli="--seed",
@@ -242,6 +262,34 @@ PARAMETERS: tuple[Param, ...] = (
           minimum=0, maximum=256, step=4, modes=INPAINT_ONLY, infotext="Masked area padding",
           write=lambda f: f["inpaint_padding"] if f["inpaint_only_masked"] else None,
           cli="--padding", cli_help="masked area padding (with --only-masked)"),
+)
+
+PARAMETERS += (
+    Param("hires_scale", Part.HIRES, float, 1.0, "Hires &upscale:",
+          "Hires fix: draw at the set size, then upscale by this factor and redraw the details "
+          "in a second pass. 1 turns it off.",
+          minimum=1, maximum=4, step=0.05, decimals=2, modes=TXT2IMG_ONLY, infotext="Hires upscale",
+          write=_hires(lambda f: f["hires_scale"]), cli="--hires-scale",
+          cli_help="hires fix: upscale factor of the second pass (1 = off)"),
+    Param("hires_upscaler", Part.HIRES, str, "Latent", "Hires upsca&ler:",
+          "How the first pass is enlarged: Latent methods upscale before decoding (softer, need "
+          "a denoise of 0.5 or more), Lanczos and Nearest upscale the picture itself.",
+          modes=TXT2IMG_ONLY, infotext="Hires upscaler", write=_hires(lambda f: f["hires_upscaler"]),
+          cli="--hires-upscaler", cli_help="hires fix: " + ", ".join(HIRES_UPSCALERS),
+          control=Control.COMBO, choices=HIRES_UPSCALERS),
+    Param("hires_steps", Part.HIRES, int, 0, "Hires ste&ps:",
+          "Steps of the second pass; 0 uses the same number as the first.",
+          minimum=0, maximum=150, modes=TXT2IMG_ONLY, infotext="Hires steps",
+          write=_hires(lambda f: f["hires_steps"] or None), cli="--hires-steps",
+          cli_help="hires fix: steps of the second pass (0 = same as --steps)"),
+    Param("hires_denoise", Part.HIRES, float, 0.7, "Hires &denoise:",
+          "How much the second pass may change the upscaled picture: low keeps it, high redraws it.",
+          minimum=0, maximum=1, step=0.01, decimals=2, modes=TXT2IMG_ONLY, infotext="Denoising strength",
+          write=_hires(lambda f: f["hires_denoise"]),
+          # img2img writes the same key for its own strength: only a hires text names this one.
+          read=lambda pairs: _convert(float, pairs["Denoising strength"]) if "Hires upscale" in pairs else None,
+          cli="--hires-denoise",
+          cli_help="hires fix: denoising strength of the second pass"),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}

@@ -7,6 +7,7 @@
       sampling: Sampling        sampler, steps, cfg_scale, seed, strength
       extent: Extent            width, height, batch_size, batch_count
       inpaint: InpaintOptions   mask_blur, inpaint_only_masked, inpaint_padding
+      hires: Hires              hires_scale, hires_upscaler, hires_steps, hires_denoise
       inputs: Inputs            init image and mask as encoded bytes, and the lineage
 
 The part classes are built from the parameter table (`parameters.py`), so a parameter is
@@ -211,11 +212,13 @@ Prompt = _part_class("Prompt", Part.PROMPT, "The prompt and the negative prompt.
 Sampling = _part_class("Sampling", Part.SAMPLING, "How the noise is removed: sampler, steps, CFG, seed, strength.")
 Extent = _part_class("Extent", Part.EXTENT, "The size of the images and how many are made.")
 InpaintOptions = _part_class("InpaintOptions", Part.INPAINT, "How the mask is used.")
+Hires = _part_class("Hires", Part.HIRES, "A1111's hires fix: a second pass at a larger size (txt2img).")
 _PART_CLASSES: dict[Part, type] = {
     Part.PROMPT: Prompt,
     Part.SAMPLING: Sampling,
     Part.EXTENT: Extent,
     Part.INPAINT: InpaintOptions,
+    Part.HIRES: Hires,
 }
 
 
@@ -233,6 +236,7 @@ class GenerationRequest:
     sampling: Sampling = field(default_factory=Sampling)  # type: ignore[valid-type]
     extent: Extent = field(default_factory=Extent)  # type: ignore[valid-type]
     inpaint: InpaintOptions = field(default_factory=InpaintOptions)  # type: ignore[valid-type]
+    hires: Hires = field(default_factory=Hires)  # type: ignore[valid-type]
     inputs: Inputs = field(default_factory=Inputs)
     model: ModelRef = field(default_factory=ModelRef)
 

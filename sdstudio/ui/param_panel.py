@@ -103,6 +103,7 @@ class ParameterPanel(QWidget):
             if param.kind is Mode:
                 for mode in Mode:
                     combo.addItem(mode.value, mode)
+            combo.addItems(param.choices)
             return combo
         if param.control is Control.CHECK:
             return QCheckBox()
@@ -222,6 +223,8 @@ class ParameterPanel(QWidget):
         widget = self.controls[param.name]
         if param.kind is Mode:
             self.mode.setCurrentIndex(self.mode.findData(Mode(value)))
+        elif param.choices:
+            widget.setCurrentText(str(value))  # type: ignore[attr-defined]
         elif param.control is Control.COMBO:
             self._select_sampler(str(value))
         elif param.control is Control.CHECK:
