@@ -1,0 +1,20 @@
+"""A Backend on remote ComfyUI servers: `client` (transport), `graphs` (requests as ComfyUI
+graphs), `backend` (`ComfyBackend`, the Backend contract over them).
+
+Importing this package imports no network library; `comfy_backend()` does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sdstudio.engine.comfy.backend import ComfyBackend
+
+
+def comfy_backend(url: str, token: str | None = None) -> ComfyBackend:
+    """A backend generating on the ComfyUI server at `url` (http(s)://host:port). Raises
+    ValueError for an address that is no server URL; connects in the background."""
+    from sdstudio.engine.comfy.backend import ComfyBackend
+
+    return ComfyBackend(url, token)

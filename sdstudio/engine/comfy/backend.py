@@ -1,0 +1,556 @@
+"""`ComfyBackend`: the `Backend` contract on a stock ComfyUI server.
+
+Jobs queue here, in submission order, and one worker thread sends each batch to the server as
+one prompt (`graphs.batch_graph`) and turns the server's websocket messages into this app's
+events: `progress` + its JPEG frame -> `Step` with a preview, SaveImageWebsocket's PNG frames ->
+the images, `execution_*` -> the outcome. One prompt at a time keeps pending jobs on this side,
+where they cancel at once and keep their order; the running prompt is stopped on the server
+(`/queue` delete + `/interrupt`). Requests are checked with the local engine's checks, and
+inpaint crops and pastes back here with the same code, so unmasked pixels stay exact.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import queue
+import random
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sdstudio.engine.backend import Callback, Capabilities, Feature
+from sdstudio.engine.comfy.client import (
+    PNG,
+    PREVIEW_IMAGE,
+    BinaryFrame,
+    ComfyClient,
+    ComfyError,
+    ConnectionChange,
+    Message,
+)
+from sdstudio.engine.comfy.graphs import (
+    KNOWN_NODES,
+    BatchGraph,
+    Uploaded,
+    batch_graph,
+    sampler_plan,
+    server_checkpoints,
+    server_samplers,
+)
+from sdstudio.engine.events import (
+    OUTCOMES,
+    BatchDone,
+    Cancelled,
+    ErrorKind,
+    Event,
+    Failed,
+    Finished,
+    JobKind,
+    JobState,
+    ModelLoaded,
+    Notice,
+    Started,
+    Step,
+    is_last_event,
+)
+from sdstudio.engine.images import InputError, PreparedInputs, check_request, prepare_inputs
+from sdstudio.engine.parameters import MAX_SEED, Mode, seeds_for
+from sdstudio.engine.params import result_image
+from sdstudio.engine.request import Family, GenerationRequest, ImageData, ModelInfo, ModelRef
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+log = logging.getLogger(__name__)
+# How long a cancelled prompt may take to stop before the job ends anyway.
+_STOP_GRACE = 30.0
+
+
+class _Cancel(Exception):
+    """The running job was cancelled."""
+
+
+class ListenerError(Exception):
+    """A job's event callback raised: the job fails, the backend goes on."""
+
+
+@dataclass(eq=False)
+class ComfyJob:
+    """A handle on one job (`request` None: a model check, the "load" of a server model)."""
+
+    id: int
+    request: GenerationRequest | None
+    model_ref: ModelRef
+    callback: Callback
+    state: JobState = JobState.PENDING
+    prompt_id: str | None = None  # the server's id of the batch that runs now
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def kind(self) -> JobKind:
+        return JobKind.LOAD_MODEL if self.request is None else JobKind.GENERATE
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+    def __repr__(self) -> str:
+        return f"<ComfyJob {self.id} {self.kind.value} {self.state.value} prompt={self.prompt_id}>"
+
+
+class ComfyBackend:
+    """Generation on the ComfyUI server at `url` (see module doc). `token` is an optional
+    bearer token or "Header: value" for a reverse proxy; `timeout` bounds each HTTP call and
+    `idle_timeout` the silence of a running prompt. `websocket_images=False` fetches final
+    images by `/history` + `/view` (servers without SaveImageWebsocket do so anyway)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        idle_timeout: float = 600.0,
+        websocket_images: bool = True,
+    ) -> None:
+        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._client = ComfyClient(url, token, on_message=self._inbox.put, timeout=timeout)
+        self.url = self._client.url
+        self._idle_timeout = idle_timeout
+        self._websocket_images = websocket_images
+        self._lock = threading.Condition()
+        self._queue: deque[ComfyJob] = deque()
+        self._running: ComfyJob | None = None
+        self._closed = False
+        self._ids = itertools.count(1)
+        self._info_lock = threading.Lock()
+        self._object_info: dict[str, Any] | None = None
+        self._model_info: ModelInfo | None = None
+        self._thread = threading.Thread(target=self._work, name="sdstudio-comfy-jobs", daemon=True)
+        self._thread.start()
+
+    # ---- the Backend protocol (any thread) --------------------------------------------
+
+    def submit(self, request: GenerationRequest, callback: Callback) -> ComfyJob:
+        return self._enqueue(request, request.model, callback)
+
+    def load_model(self, ref: ModelRef, callback: Callback) -> ComfyJob:
+        return self._enqueue(None, ref, callback)
+
+    def cancel(self, job: ComfyJob) -> None:
+        with self._lock:
+            pending = job in self._queue
+            if pending:
+                self._queue.remove(job)
+            elif job is self._running:
+                job.cancelled.set()
+                if job.prompt_id:
+                    self._client.stop_prompt(job.prompt_id)
+        if pending:
+            self._emit(job, Cancelled())
+
+    def cancel_all_pending(self) -> None:
+        with self._lock:
+            jobs = list(self._queue)
+            self._queue.clear()
+        for job in jobs:
+            self._emit(job, Cancelled())
+
+    def pending_jobs(self) -> list[ComfyJob]:
+        with self._lock:
+            return list(self._queue)
+
+    def list_models(self) -> list[ModelRef]:
+        """The server's checkpoints ([] when it cannot be reached)."""
+        try:
+            return [ModelRef(name) for name in server_checkpoints(self._server_info())]
+        except ComfyError as exc:
+            log.warning("no model list from %s: %s", self.url, exc)
+            return []
+
+    def capabilities(self) -> Capabilities:
+        try:
+            samplers = tuple(server_samplers(self._server_info()))
+        except ComfyError:
+            samplers = ()
+        return Capabilities(
+            name=self.url,
+            samplers=samplers,
+            families=frozenset(Family),
+            features=frozenset({Feature.PREVIEWS, Feature.INPAINT, Feature.ONLY_MASKED}),
+        )
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        return self._model_info
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    @property
+    def busy(self) -> bool:
+        """Whether a job runs or waits here (for a dispatcher picking an idle server)."""
+        with self._lock:
+            return self._running is not None or bool(self._queue)
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            self._closed = True
+            pending = list(self._queue)
+            self._queue.clear()
+            running = self._running
+            self._lock.notify_all()
+        for job in pending:
+            self._emit(job, Cancelled())
+        if running is not None:
+            self.cancel(running)
+        if wait and threading.current_thread() is not self._thread:
+            self._thread.join()
+        if wait or not self._thread.is_alive():
+            self._client.close()
+
+    # ---- queue ------------------------------------------------------------------------
+
+    def _enqueue(self, request: GenerationRequest | None, ref: ModelRef, callback: Callback) -> ComfyJob:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the connection to {self.url} was shut down")
+            job = ComfyJob(next(self._ids), request, ref, callback)
+            self._queue.append(job)
+            self._lock.notify()
+        return job
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._lock.wait()
+                if not self._queue:
+                    break
+                job = self._running = self._queue.popleft()
+                job.state = JobState.RUNNING
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._running = None
+        if self._closed:
+            self._client.close()
+
+    def _emit(self, job: ComfyJob, event: Event) -> None:
+        """Deliver `event`; a callback that raises (anything) on a non-final event fails its
+        job through ListenerError, on the final event it is only logged."""
+        if job.done.is_set():
+            return
+        last = is_last_event(event, job.kind)
+        if last:
+            job.state = OUTCOMES.get(type(event), JobState.DONE)
+        try:
+            job.callback(event)
+        except BaseException as exc:  # noqa: BLE001 - a broken listener must not end the worker
+            log.error("event callback of job %s raised on %s", job.id, type(event).__name__, exc_info=exc)
+            if not last:
+                raise ListenerError(f"The job's listener failed on {type(event).__name__}: {exc!r}") from exc
+        finally:
+            if last:
+                job.done.set()
+
+    # ---- jobs (worker thread) ---------------------------------------------------------
+
+    def _run(self, job: ComfyJob) -> None:
+        emit = lambda event: self._emit(job, event)  # noqa: E731
+        try:
+            if job.cancelled.is_set():
+                raise _Cancel
+            if job.request is None:
+                emit(ModelLoaded(self._use_model(job.model_ref)))
+                return
+            check_request(job.request)
+            info = self._use_model(job.model_ref)
+            if self._model_info != info:
+                self._model_info = info
+                emit(ModelLoaded(info))
+            self._generate(job, info, emit)
+        except _Cancel:
+            emit(Cancelled())
+        except BaseException as exc:  # noqa: BLE001 - every failure, even SystemExit, fails the job only
+            emit(self._failure(exc, job))
+
+    def _use_model(self, ref: ModelRef) -> ModelInfo:
+        """The server's checkpoint `ref` names (as listed, with or without its extension);
+        ComfyError(MODEL_LOAD) naming the server and the model when it has none such."""
+        for refresh in (False, True):  # a checkpoint copied in since the last look counts
+            names = server_checkpoints(self._server_info(refresh))
+            for name in names:
+                if ref.source in (name, ModelRef(name).name):
+                    return _model_info(name, ref, self.url)
+        listed = ", ".join(names[:20]) or "none"
+        raise ComfyError(
+            ErrorKind.MODEL_LOAD, f"The server at {self.url} has no checkpoint {ref.source!r}. It has: {listed}."
+        )
+
+    def _server_info(self, refresh: bool = False) -> dict[str, Any]:
+        with self._info_lock:
+            if self._object_info is None or refresh:
+                self._object_info = {node: self._client.object_info(node) for node in KNOWN_NODES}
+            return self._object_info
+
+    def _generate(self, job: ComfyJob, info: ModelInfo, emit: Callback) -> None:
+        assert job.request is not None
+        missing = {name: info.model_default(name) for name, value in job.request.fields().items() if value is None}
+        request = job.request.replace(**missing)
+        samplers = server_samplers(self._server_info())
+        if request.sampling.sampler not in samplers:
+            raise InputError(f"Unknown sampler {request.sampling.sampler!r} on {self.url}. Known samplers: {', '.join(samplers)}.")
+        steps, _ = sampler_plan(request)
+        if steps < 1:
+            raise InputError(
+                f"Denoising strength {request.sampling.strength} with {request.sampling.steps} steps leaves no step "
+                "to run: raise the strength or the steps."
+            )
+        if request.mode is Mode.TXT2IMG and (request.hires.hires_scale or 1) > 1:
+            raise InputError("The hires fix does not run on a ComfyUI server yet: set Hires upscale to 1.")
+        prepared = prepare_inputs(request)
+        request = request.replace(width=prepared.width, height=prepared.height)
+        extent = request.extent
+        first = request.sampling.seed if request.sampling.seed >= 0 else random.randint(0, MAX_SEED)
+        seeds = seeds_for(first, extent.batch_size * extent.batch_count)
+        uploaded = self._upload(prepared)
+        total = steps * len(seeds)
+        emit(Started(total=total))
+        for message in prepared.notices:
+            emit(Notice(message))
+        websocket_images = self._websocket_images and bool(self._server_info().get("SaveImageWebsocket"))
+        results: list = []
+        for start in range(0, len(seeds), extent.batch_size):
+            batch_seeds = seeds[start : start + extent.batch_size]
+            graph = batch_graph(request, info.source, batch_seeds, (prepared.width, prepared.height), uploaded, websocket_images)
+            images = _PromptRun(self, job, graph, emit, steps, total, start * steps).run()
+            batch = []
+            for image, seed in zip(images, batch_seeds, strict=True):
+                image = image.convert("RGB")
+                if prepared.paste_back is not None:
+                    image = prepared.paste_back.apply(image)
+                batch.append(result_image(image, request.replace(seed=seed), info))
+            emit(BatchDone(tuple(batch)))
+            results += batch
+        emit(Finished(tuple(results)))
+
+    def _upload(self, prepared: PreparedInputs) -> Uploaded:
+        def put(image: Image | None) -> str | None:
+            if image is None:
+                return None
+            data = ImageData.from_pil(image)
+            # Named by content: a repeated job re-uses the file, and ComfyUI its cached encode.
+            return self._client.upload_image(data.data, f"sdstudio-{data.sha256[:24]}.png")
+
+        return Uploaded(put(prepared.init_image), put(prepared.mask))
+
+    def _failure(self, exc: BaseException, job: ComfyJob) -> Failed:
+        details = "".join(traceback.format_exception(exc))
+        if isinstance(exc, InputError):
+            return Failed(ErrorKind.BAD_INPUT, str(exc), details)
+        if isinstance(exc, ComfyError):
+            return Failed(exc.kind, str(exc), exc.details or details)
+        if isinstance(exc, ListenerError):
+            return Failed(ErrorKind.INTERNAL, str(exc), details)
+        log.error("job %s on %s failed:\n%s", job.id, self.url, details)
+        return Failed(ErrorKind.INTERNAL, f"Generation on {self.url} failed: {type(exc).__name__}: {exc}", details)
+
+
+class _PromptRun:
+    """One batch's prompt on the server, from queueing to its images, turning its websocket
+    messages into Step events (numbered from `step_base`)."""
+
+    def __init__(
+        self, backend: ComfyBackend, job: ComfyJob, graph: BatchGraph, emit: Callback, steps: int, total: int, step_base: int
+    ) -> None:
+        self.backend, self.client, self.job, self.graph, self.emit = backend, backend._client, job, graph, emit
+        self.steps, self.total, self.step = steps, total, step_base
+        self.node: str | None = None  # the node that runs now; binary frames belong to it
+        self.started = False
+        self.images: dict[str, Image] = {}
+        self.pending_step: int | None = None  # a step whose preview frame may follow
+
+    def run(self) -> list[Image]:
+        client, job = self.client, self.job
+        _drain(self.backend._inbox)
+        if not client.wait_connected(0):
+            client.system_stats()  # the precise error when the server cannot be reached at all
+            if not client.wait_connected(client.timeout):
+                raise ComfyError(ErrorKind.CONNECTION, f"No websocket connection to {client.url}.")
+        prompt_id = job.prompt_id = client.queue_prompt(self.graph.graph)
+        try:
+            if job.cancelled.is_set():
+                client.stop_prompt(prompt_id)
+            self._follow(prompt_id)
+        except _Cancel:
+            raise
+        except BaseException:
+            client.stop_prompt(prompt_id)  # a lost listener or a timeout must not leave it running
+            raise
+        finally:
+            job.prompt_id = None
+        if not self.backend._websocket_images or len(self.images) < len(self.graph.outputs):
+            self._fetch_outputs(prompt_id)
+        missing = [node for node in self.graph.outputs if node not in self.images]
+        if missing:
+            raise ComfyError(ErrorKind.BAD_OUTPUT, f"The server at {client.url} finished the job but sent no image.")
+        return [self.images[node] for node in self.graph.outputs]
+
+    def _follow(self, prompt_id: str) -> None:
+        inbox, job = self.backend._inbox, self.job
+        last_heard = time.monotonic()
+        cancelled_at: float | None = None
+        while True:
+            try:
+                item = inbox.get(timeout=0.1)
+            except queue.Empty:
+                self._flush_step()
+                now = time.monotonic()
+                if job.cancelled.is_set():
+                    cancelled_at = cancelled_at or now
+                    if now - cancelled_at > _STOP_GRACE or (not self.started and self._gone(prompt_id)):
+                        raise _Cancel from None
+                elif now - last_heard > self.backend._idle_timeout:
+                    raise ComfyError(
+                        ErrorKind.CONNECTION,
+                        f"The server at {self.client.url} said nothing about the job for "
+                        f"{self.backend._idle_timeout:g} s, so it was stopped.",
+                    ) from None
+                continue
+            if isinstance(item, ConnectionChange):
+                if not item.connected:
+                    raise ComfyError(
+                        ErrorKind.CONNECTION,
+                        f"Lost the connection to the server at {self.client.url} during the job ({item.reason}): "
+                        "it may have stopped or restarted. It reconnects by itself; run the job again.",
+                    )
+                continue
+            if isinstance(item, BinaryFrame):
+                self._binary(item)
+                continue
+            if item.data.get("prompt_id", prompt_id) != prompt_id:
+                continue  # a message of an earlier, abandoned prompt
+            last_heard = time.monotonic()
+            if self._message(item):
+                return
+
+    def _message(self, message: Message) -> bool:
+        """Handle one message of this prompt; True when the prompt has ended well."""
+        kind, data = message.type, message.data
+        self._flush_step()
+        if kind == "execution_start":
+            self.started = True
+        elif kind == "execution_cached":
+            # Cached samplers send no progress; their steps count as done at once.
+            for node in data.get("nodes") or []:
+                if node in self.graph.samplers:
+                    for _ in range(self.steps):
+                        self._step_done()
+                        self._flush_step()
+        elif kind == "executing":
+            self.node = data.get("node")
+        elif kind == "progress":
+            self.node = data.get("node")
+            if self.node in self.graph.samplers:
+                self._step_done()
+        elif kind == "execution_success":
+            if self.job.cancelled.is_set():
+                raise _Cancel
+            return True
+        elif kind == "execution_interrupted":
+            if self.job.cancelled.is_set():
+                raise _Cancel
+            raise ComfyError(ErrorKind.INTERNAL, f"The job was stopped on the server at {self.client.url}.")
+        elif kind == "execution_error":
+            if self.job.cancelled.is_set():
+                raise _Cancel
+            raise _execution_error(data, self.client.url)
+        return False
+
+    def _binary(self, frame: BinaryFrame) -> None:
+        if frame.event != PREVIEW_IMAGE or not self.started:
+            return
+        if frame.image_format == PNG and self.node in self.graph.outputs:
+            self.images[self.node] = _decoded(frame.data)
+        elif self.pending_step is not None:
+            self._flush_step(_decoded(frame.data))
+
+    def _step_done(self) -> None:
+        if not self.job.cancelled.is_set() and self.step < self.total:
+            self.step += 1
+            self.pending_step = self.step
+
+    def _flush_step(self, preview: Image | None = None) -> None:
+        """Emit the step waiting for its preview frame, with the preview when it came."""
+        if self.pending_step is None:
+            return
+        index, self.pending_step = self.pending_step, None
+        if not self.job.cancelled.is_set():
+            self.emit(Step(index, self.total, preview))
+
+    def _gone(self, prompt_id: str) -> bool:
+        """Whether a prompt cancelled before it started has left the server's queue."""
+        try:
+            running, pending = self.client.queue()
+        except ComfyError:
+            return True
+        return prompt_id not in running and prompt_id not in pending
+
+    def _fetch_outputs(self, prompt_id: str) -> None:
+        """Final images by `/history` + `/view` (PreviewImage writes them to the temp folder)."""
+        outputs = self.client.history(prompt_id).get("outputs", {})
+        for node in self.graph.outputs:
+            for image in (outputs.get(node) or {}).get("images", [])[:1]:
+                data = self.client.view(image["filename"], image.get("subfolder", ""), image.get("type", "temp"))
+                self.images[node] = _decoded(data)
+
+
+def _drain(inbox: queue.Queue[Any]) -> None:
+    """Drop what earlier prompts left (the connection's state is read from the client)."""
+    while True:
+        try:
+            inbox.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _decoded(data: bytes) -> Image:
+    from PIL import Image as PILImage
+
+    image = PILImage.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def _execution_error(data: dict[str, Any], url: str) -> ComfyError:
+    exception = str(data.get("exception_type", ""))
+    message = str(data.get("exception_message", "")).strip() or exception or "unknown error"
+    node = data.get("node_type") or "a node"
+    kind = ErrorKind.OUT_OF_MEMORY if "OutOfMemory" in exception else ErrorKind.INTERNAL
+    details = "".join(data.get("traceback") or [])
+    return ComfyError(kind, f"The server at {url} failed in {node}: {message}", details)
+
+
+def _model_info(checkpoint: str, ref: ModelRef, url: str) -> ModelInfo:
+    """What is known of a server checkpoint without loading it: SDXL by its name, else SD1."""
+    name = ModelRef(checkpoint).name
+    xl = "xl" in name.lower()
+    return ModelInfo(
+        name=name,
+        family=Family.SDXL if xl else Family.SD1,
+        inpaint_unet=False,
+        device=url,
+        dtype="server",
+        source=checkpoint,
+        native_size=1024 if xl else 512,
+        default_cfg=7.0,
+    )
+

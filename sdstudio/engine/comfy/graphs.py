@@ -1,0 +1,155 @@
+"""GenerationRequest -> ComfyUI API-format graphs (node id -> {class_type, inputs}).
+
+One graph per batch: the checkpoint, the prompts and the init latent are shared, and every
+image gets its own sampler chain with its own seed. ComfyUI seeds a batch from one generator,
+so a batched EmptyLatentImage would make image k differ from the single run with seed + k;
+separate chains keep that equality exact. A link is `[node_id, output_index]`.
+
+Nothing here talks to a server: `server_samplers` reads the server's `/object_info` answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sdstudio.engine.request import GenerationRequest, Mode
+
+Graph = dict[str, dict[str, Any]]
+
+# A1111 sampler name -> ComfyUI (sampler_name, scheduler). A1111's "Karras" variants are the
+# same sampler on Karras sigmas; DDIM runs on its own uniform steps there as here.
+SAMPLERS: dict[str, tuple[str, str]] = {
+    "Euler a": ("euler_ancestral", "normal"),
+    "Euler": ("euler", "normal"),
+    "Heun": ("heun", "normal"),
+    "LMS": ("lms", "normal"),
+    "LMS Karras": ("lms", "karras"),
+    "DPM2": ("dpm_2", "normal"),
+    "DPM2 Karras": ("dpm_2", "karras"),
+    "DPM2 a": ("dpm_2_ancestral", "normal"),
+    "DPM2 a Karras": ("dpm_2_ancestral", "karras"),
+    "DPM++ 2S a": ("dpmpp_2s_ancestral", "normal"),
+    "DPM++ 2S a Karras": ("dpmpp_2s_ancestral", "karras"),
+    "DPM++ 2M": ("dpmpp_2m", "normal"),
+    "DPM++ 2M Karras": ("dpmpp_2m", "karras"),
+    "DPM++ SDE": ("dpmpp_sde", "normal"),
+    "DPM++ SDE Karras": ("dpmpp_sde", "karras"),
+    "DPM++ 2M SDE": ("dpmpp_2m_sde", "normal"),
+    "DPM++ 2M SDE Karras": ("dpmpp_2m_sde", "karras"),
+    "DPM++ 3M SDE": ("dpmpp_3m_sde", "normal"),
+    "DPM++ 3M SDE Karras": ("dpmpp_3m_sde", "karras"),
+    "DDIM": ("ddim", "ddim_uniform"),
+    "UniPC": ("uni_pc", "normal"),
+    "LCM": ("lcm", "normal"),
+}
+
+# Node ids of the shared part of every graph.
+CHECKPOINT, POSITIVE, NEGATIVE, LATENT, INIT, MASK, MASKED = "ckpt", "pos", "neg", "latent", "init", "mask", "masked"
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """Names of the job's pictures in the server's input folder."""
+
+    init_image: str | None = None
+    mask: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchGraph:
+    """One batch as a prompt: the graph, and per image (in seed order) its sampler and output
+    node ids, so progress and final images can be told apart."""
+
+    graph: Graph
+    samplers: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+# The node classes whose /object_info a backend needs.
+KNOWN_NODES = ("CheckpointLoaderSimple", "KSampler", "SaveImageWebsocket")
+
+
+def _options(object_info: Mapping[str, Any], node: str, name: str) -> list[str]:
+    """The choices a server offers for a combo input, or [] when it lacks the node.
+    `object_info` maps node class names to their `/object_info/{class}` answers."""
+    try:
+        spec = object_info[node]["input"]["required"][name][0]
+    except (KeyError, IndexError, TypeError):
+        return []
+    return [str(o) for o in spec] if isinstance(spec, list) else []
+
+
+def server_checkpoints(object_info: Mapping[str, Any]) -> list[str]:
+    return _options(object_info, "CheckpointLoaderSimple", "ckpt_name")
+
+
+def server_samplers(object_info: Mapping[str, Any]) -> list[str]:
+    """The A1111 names whose ComfyUI sampler and scheduler the server has, in menu order."""
+    samplers = set(_options(object_info, "KSampler", "sampler_name"))
+    schedulers = set(_options(object_info, "KSampler", "scheduler"))
+    return [name for name, (s, sch) in SAMPLERS.items() if s in samplers and sch in schedulers]
+
+
+def sampler_plan(request: GenerationRequest) -> tuple[int, float]:
+    """(steps each image's sampler runs, KSampler denoise). As in A1111, img2img and inpaint
+    run the last int(steps * strength) steps of a `steps` schedule. KSampler runs `steps` of a
+    schedule of int(steps / denoise), so denoise is that fraction, a hair lower so the
+    division cannot fall below the whole schedule by rounding."""
+    steps = request.sampling.steps
+    if request.mode is Mode.TXT2IMG:
+        return steps, 1.0
+    run = min(int(steps * request.sampling.strength), steps)
+    return run, 1.0 if run == steps else run / steps - 1e-9
+
+
+def batch_graph(
+    request: GenerationRequest,
+    checkpoint: str,
+    seeds: Sequence[int],
+    size: tuple[int, int],
+    uploaded: Uploaded,
+    websocket_output: bool = True,
+) -> BatchGraph:
+    """The graph of one batch of `request` (model defaults filled in, checked) at `size`, one
+    image per seed. Final images go over the websocket (no file on the server) or, without
+    that node, to the server's temp folder for `/history` + `/view`."""
+    sampling = request.sampling
+    sampler_name, scheduler = SAMPLERS[sampling.sampler]
+    clip, vae, model = [CHECKPOINT, 1], [CHECKPOINT, 2], [CHECKPOINT, 0]
+    graph: Graph = {
+        CHECKPOINT: {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
+        POSITIVE: {"class_type": "CLIPTextEncode", "inputs": {"text": request.prompt.prompt, "clip": clip}},
+        NEGATIVE: {"class_type": "CLIPTextEncode", "inputs": {"text": request.prompt.negative_prompt, "clip": clip}},
+    }
+    latent: list[Any] = [LATENT, 0]
+    steps, denoise = sampler_plan(request)
+    if request.mode is Mode.TXT2IMG:
+        graph[LATENT] = {"class_type": "EmptyLatentImage", "inputs": {"width": size[0], "height": size[1], "batch_size": 1}}
+    else:
+        graph[INIT] = {"class_type": "LoadImage", "inputs": {"image": uploaded.init_image}}
+        graph[LATENT] = {"class_type": "VAEEncode", "inputs": {"pixels": [INIT, 0], "vae": vae}}
+        if request.mode is Mode.INPAINT:
+            graph[MASK] = {"class_type": "LoadImageMask", "inputs": {"image": uploaded.mask, "channel": "red"}}
+            graph[MASKED] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": latent, "mask": [MASK, 0]}}
+            latent = [MASKED, 0]
+    samplers, outputs = [], []
+    for k, seed in enumerate(seeds):
+        sample, decode, save = f"sample{k}", f"decode{k}", f"save{k}"
+        graph[sample] = {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": model, "positive": [POSITIVE, 0], "negative": [NEGATIVE, 0], "latent_image": latent,
+                "seed": seed, "steps": steps, "cfg": float(sampling.cfg_scale),
+                "sampler_name": sampler_name, "scheduler": scheduler, "denoise": denoise,
+            },
+        }
+        graph[decode] = {"class_type": "VAEDecode", "inputs": {"samples": [sample, 0], "vae": vae}}
+        output = {"class_type": "SaveImageWebsocket", "inputs": {"images": [decode, 0]}}
+        if not websocket_output:
+            output = {"class_type": "PreviewImage", "inputs": {"images": [decode, 0]}}
+        graph[save] = output
+        samplers.append(sample)
+        outputs.append(save)
+    return BatchGraph(graph, tuple(samplers), tuple(outputs))
