@@ -103,3 +103,13 @@ def test_parameters_of_a_mode_only_appear_in_its_text():
         assert f"{BY_NAME[name].infotext}:" not in txt2img
     inpaint = request_infotext(GenerationRequest.create(**SAMPLES), None)
     assert "Hires" not in inpaint
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_no_two_rows_shown_together_share_a_mnemonic(mode):
+    """Alt+letter must reach one control: among the rows a mode shows (and the size row)."""
+    import re
+
+    labels = [p.label for p in PARAMETERS if mode in p.modes] + ["Si&ze:"]
+    letters = [m.group(1).lower() for label in labels if (m := re.search(r"&(\w)", label))]
+    assert len(letters) == len(set(letters)), sorted(letters)
