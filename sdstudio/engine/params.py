@@ -65,9 +65,3 @@ def fields_from_infotext(text: str | Infotext) -> dict[str, Any]:
         if value is not None:
             fields[param.name] = value
     return fields
-
-
-def fields_from_json(data: object) -> dict[str, Any]:
-    """Flat parameter fields from the app's JSON chunk (any version). Raises ValueError
-    (RequestFormatError) when it is no request at all."""
-    return GenerationRequest.from_json(data).fields()

@@ -15,9 +15,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from diffusers import SchedulerMixin
 
-DEFAULT_SAMPLER = "Euler a"
-
-
 @dataclass(frozen=True)
 class Sampler:
     name: str  # the A1111 name

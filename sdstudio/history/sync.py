@@ -36,7 +36,6 @@ from sdstudio.history.metadata import history_links, index_row
 @dataclass
 class SyncReport:
     added: int = 0  # files indexed from their metadata
-    dropped: int = 0  # rows whose file was gone
     unnamed: int = 0  # files skipped: their names are not text the index can hold
 
 
@@ -117,7 +116,7 @@ def sync_with_disk(db: sqlite3.Connection, root: Path) -> SyncReport:
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return SyncReport(added=added, dropped=len(gone), unnamed=unnamed)
+    return SyncReport(added=added, unnamed=unnamed)
 
 
 def _still_there(root: Path, file: str) -> bool:
