@@ -42,6 +42,8 @@ StableDiffusionPipeline.from_pretrained(builtin_model_dir(), safety_checker=None
 # the process's own CPU time (all threads) at that moment.
 ENGINE = f"""
 import json, sys, time
+from sdstudio.app import configure_process
+configure_process()  # as `sdstudio` does before torch loads
 from sdstudio.engine.backend import local_backend
 from sdstudio.engine.events import Failed, Finished, ModelLoaded
 from sdstudio.engine.request import GenerationRequest

@@ -8,6 +8,7 @@ after the window is on screen), the window, the canvas page and the history dock
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_process()
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "generate":
         from sdstudio.cli import main as cli_main
@@ -33,6 +35,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return install_main()
     return run_window(args)
+
+
+def configure_process() -> None:
+    """Process-wide settings that must precede the first `import torch`.
+
+    torch's OpenMP threads spin while they wait for each other; when other programs keep the
+    cores busy, they spin against the thread doing the work: the 20 steps of a 128x128 image on
+    2 busy cores took 21-34 s, and 3-4 s with passive waiting (bench/bench_startup.py). A
+    user's own OMP_WAIT_POLICY wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def parse_args(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
