@@ -1,0 +1,150 @@
+"""A1111 prompt syntax: attention weights, BREAK, and 75-token chunks.
+
+`(word)` multiplies the weight of what it encloses by 1.1, `[word]` divides it by 1.1,
+`(word:1.3)` multiplies it by 1.3; brackets nest and multiply, an unclosed bracket runs to the
+end of the prompt, a stray closing bracket is plain text, `\\(` `\\)` `\\[` `\\]` `\\\\` are the
+literal characters. `BREAK` (in capitals, as a word) ends the current 75-token chunk.
+
+The results follow A1111's `parse_prompt_attention` and its CLIP chunking (the tables in
+tests/engine/test_prompts.py are A1111's documented outputs), so a prompt brought from A1111
+weighs the same here. Pure Python: the window counts tokens with it without torch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+ROUND = 1.1
+SQUARE = 1 / 1.1  # A1111 multiplies by the reciprocal (not divides): the same floats result
+CHUNK_LENGTH = 75  # tokens a CLIP text encoder reads per pass, without its start and end tokens
+# A1111's "comma padding backtrack": when a chunk fills up, up to this many tokens after its
+# last comma move on to the next chunk, so a phrase is not split between two chunks.
+COMMA_BACKTRACK = 20
+
+_SYNTAX = re.compile(
+    r"""
+    \\(?P<escaped>[()\[\]\\])       # an escaped bracket or backslash: the literal character
+    | (?P<backslash>\\)             # any other backslash is dropped, as A1111 does
+    | (?P<open>[(\[])
+    | :\s*(?P<weight>[+-]?[.\d]+)\s*\)   # ":1.3)" closes a round bracket with that weight
+    | (?P<close>[)\]])
+    | (?P<text>[^\\()\[\]:]+ | :)
+    """,
+    re.VERBOSE,
+)
+_BREAK = re.compile(r"\s*\bBREAK\b\s*")
+
+
+@dataclass
+class _Piece:
+    text: str
+    weight: float = 1.0
+    is_break: bool = False
+
+
+Weighted = tuple[str, float]
+
+
+def parse_prompt(prompt: str) -> list[list[Weighted]]:
+    """The prompt as sections split at BREAK, each a list of (text, weight) with neighbours
+    of equal weight merged. A prompt without text gives [[("", 1.0)]]."""
+    pieces: list[_Piece] = []
+    round_open: list[int] = []  # where each open bracket's pieces start
+    square_open: list[int] = []
+
+    def weigh_from(start: int, factor: float) -> None:
+        for piece in pieces[start:]:
+            piece.weight *= factor
+
+    for match in _SYNTAX.finditer(prompt):
+        kind, value = match.lastgroup, match.group(match.lastgroup or 0)
+        if kind == "escaped":
+            pieces.append(_Piece(value))
+        elif kind == "backslash":
+            continue
+        elif kind == "open":
+            (round_open if value == "(" else square_open).append(len(pieces))
+        elif kind == "weight" and round_open and _is_number(value):
+            weigh_from(round_open.pop(), float(value))
+        elif kind == "close" and value == ")" and round_open:
+            weigh_from(round_open.pop(), ROUND)
+        elif kind == "close" and value == "]" and square_open:
+            weigh_from(square_open.pop(), SQUARE)
+        else:  # text, or a closing bracket or weight with nothing open: plain text
+            for i, part in enumerate(_BREAK.split(match.group(0))):
+                if i:
+                    pieces.append(_Piece("", is_break=True))
+                pieces.append(_Piece(part))
+    for start in round_open:
+        weigh_from(start, ROUND)
+    for start in square_open:
+        weigh_from(start, SQUARE)
+
+    sections: list[list[Weighted]] = [[]]
+    for piece in pieces:
+        section = sections[-1]
+        if piece.is_break:
+            sections.append([])
+        elif section and section[-1][1] == piece.weight:
+            section[-1] = (section[-1][0] + piece.text, piece.weight)
+        elif piece.text or not section:
+            section.append((piece.text, piece.weight))
+    return [section or [("", 1.0)] for section in sections]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class Chunk:
+    """Up to CHUNK_LENGTH token ids (without start/end tokens) and each one's weight."""
+
+    tokens: list[int] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+
+
+Tokenize = Callable[[Sequence[str]], list[list[int]]]
+
+
+def chunk_prompt(prompt: str, tokenize: Tokenize, comma: int) -> list[Chunk]:
+    """The prompt's tokens in chunks of at most CHUNK_LENGTH, as A1111 splits them: a new
+    chunk at each BREAK and when one is full, moving the words after a recent comma along
+    with it. `tokenize` maps texts to token ids without special tokens; `comma` is the id of
+    ",". Always at least one chunk (an empty prompt is one empty chunk)."""
+    chunks: list[Chunk] = []
+    sections = parse_prompt(prompt)
+    for number, section in enumerate(sections, 1):
+        chunk = Chunk()
+        last_comma = -1  # index in chunk.tokens of its last comma
+        texts = [text for text, _ in section]
+        for ids, (_, weight) in zip(tokenize(texts), section, strict=True):
+            for token in ids:
+                if len(chunk.tokens) == CHUNK_LENGTH:
+                    carried = Chunk()
+                    if token != comma and last_comma >= 0 and CHUNK_LENGTH - last_comma <= COMMA_BACKTRACK:
+                        cut = last_comma + 1
+                        carried = Chunk(chunk.tokens[cut:], chunk.weights[cut:])
+                        del chunk.tokens[cut:], chunk.weights[cut:]
+                    chunks.append(chunk)
+                    chunk, last_comma = carried, -1
+                if token == comma:
+                    last_comma = len(chunk.tokens)
+                chunk.tokens.append(token)
+                chunk.weights.append(weight)
+        # BREAK always closes a chunk, even an empty one ("BREAK a" is two chunks); the end
+        # of the prompt adds a chunk only when something is left in it, as in A1111.
+        if number < len(sections) or chunk.tokens or not chunks:
+            chunks.append(chunk)
+    return chunks
+
+
+def token_counts(prompt: str, tokenize: Tokenize, comma: int) -> list[int]:
+    """How many tokens each chunk of the prompt holds (of CHUNK_LENGTH), for the window."""
+    return [len(chunk.tokens) for chunk in chunk_prompt(prompt, tokenize, comma)]
