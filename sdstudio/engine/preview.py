@@ -51,6 +51,8 @@ _TABLES = {0.18215: (SD15_FACTORS, SD15_BIAS), 0.13025: (SDXL_FACTORS, SDXL_BIAS
 # Previews may cost this share of the sampling time; a decoder dearer than that decodes every
 # few steps rather than every step.
 PREVIEW_BUDGET = 0.05
+# A pause longer than this (and than ten steps) between two previews means a new job began.
+NEW_JOB_GAP = 1.0
 # A fitted map explaining at least this share of the decoder's colour variance is trusted.
 FAITHFUL_FIT = 0.9
 
@@ -92,8 +94,9 @@ class DecoderPreview:
     a decode spends what it took. A cheap decoder thus decodes every step, a dear one every
     few steps; in between the faithful fitted map is shown, or nothing (None: the last
     preview stays up) when the map would show wrong colours. A decode runs once the credit is
-    back to zero, and credit never goes above zero, so the idle time between jobs is not
-    saved up (the first step of a job decodes).
+    back to zero and credit never goes above zero. A job starts one decode in debt: idle time
+    is not saved up, and the first previews, whose x0 is still shapeless, are not the ones
+    decoded. (The very first call decodes, to learn what decoding costs.)
     """
 
     source = "decoder"
@@ -104,12 +107,18 @@ class DecoderPreview:
         self.decode_seconds = 0.0  # the last decode's cost
         self.last_source = ""  # "decoder", "fitted" or "" (no preview), for tests and bench
         self._credit = 0.0
+        self._step_seconds = 0.0  # the last time between two previews within a job
         self._last_return: float | None = None
 
     def image(self, latents: torch.Tensor) -> Image | None:
         now = time.perf_counter()
         if self._last_return is not None:
-            self._credit = min(self._credit + PREVIEW_BUDGET * (now - self._last_return), 0.0)
+            gap = now - self._last_return
+            if gap > max(NEW_JOB_GAP, 10 * self._step_seconds):
+                self._credit = -self.decode_seconds
+            else:
+                self._step_seconds = gap
+                self._credit = min(self._credit + PREVIEW_BUDGET * gap, 0.0)
         if self._credit >= 0.0:
             picture = self._decode(latents)
             self.decode_seconds = time.perf_counter() - now
