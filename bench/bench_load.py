@@ -168,6 +168,33 @@ def load_rows(name: str, path: Path, shapes: dict, family: str, config: str, run
               f"| {(peak - base) / weights:.2f}x | {used:.2f} | {result['seconds']:.0f} s |")
 
 
+def step_table(quick: bool) -> None:
+    """fp32 vs bf16 UNet step time and RSS, from the tiny test UNet to the full SD 1.5 one."""
+    print("\nUNet step time (fastest step, the two precisions taking turns in one process) and "
+          "peak RSS (each precision alone), CPU, batch 2.\n")
+    print("| UNet | weights | fp32 s/step | bf16 s/step | bf16 speed-up | fp32 peak RSS | bf16 peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    sizes = (("tiny", "tiny test UNet, 64x64"), ("builtin", "built-in model, 128x128"),
+             ("quarter", "SD 1.5 at 1/4 width, 256x256"), ("half", "SD 1.5 at 1/2 width, 256x256"),
+             ("full", "SD 1.5, 256x256"))
+    for size, label in sizes[:2] + sizes[-1:] if quick else sizes:
+        rounds = 3 if size in ("half", "full") else 15
+        both = run_child({"kind": "step", "size": size, "dtypes": ["float32", "bfloat16"], "rounds": rounds})
+        alone = [run_child({"kind": "step", "size": size, "dtypes": [d], "rounds": 1})
+                 for d in ("float32", "bfloat16")]
+        failed = [r["error"] for r in (both, *alone) if "error" in r]
+        if failed:
+            print(f"| {label} | failed: {failed[0][:80]} | | | | | |")
+            continue
+        fp32, bf16 = both["step_s"]["float32"], both["step_s"]["bfloat16"]
+        print(f"| {label} | {both['weights'] / 1e6:.1f} M | {fp32:.3f} | {bf16:.3f} | {fp32 / bf16:.2f}x "
+              f"| {alone[0]['peak_mib'] / 1024:.2f} | {alone[1]['peak_mib'] / 1024:.2f} |")
+    from sdstudio.engine.devices import CPU_BF16_MIN_WEIGHTS, cpu_runs_bf16_well
+
+    print(f"\nThis CPU has bf16 arithmetic: {cpu_runs_bf16_well()}; then the automatic CPU precision "
+          f"is bfloat16 for models of {CPU_BF16_MIN_WEIGHTS / 1e6:.0f} M weights and more.")
+
+
 def main() -> None:
     from sdstudio.engine.memory import free_ram_bytes
     from sdstudio.engine.models import CONFIG_ROOT
@@ -206,29 +233,7 @@ def main() -> None:
             load_rows("SDXL (fp16 file)", sdxl_file, sdxl, "sdxl", "sdxl", runs)
             sdxl_file.unlink()
 
-        print("\nUNet step time (fastest step, the two precisions taking turns in one process) and "
-              "peak RSS (each precision alone), CPU, batch 2.\n")
-        print("| UNet | weights | fp32 s/step | bf16 s/step | bf16 speed-up | fp32 peak RSS | bf16 peak RSS |")
-        print("|---|---|---|---|---|---|---|")
-        sizes = (("tiny", "tiny test UNet, 64x64"), ("builtin", "built-in model, 128x128"),
-                 ("quarter", "SD 1.5 at 1/4 width, 256x256"), ("half", "SD 1.5 at 1/2 width, 256x256"),
-                 ("full", "SD 1.5, 256x256"))
-        for size, label in sizes[:2] + sizes[-1:] if quick else sizes:
-            rounds = 3 if size in ("half", "full") else 15
-            both = run_child({"kind": "step", "size": size, "dtypes": ["float32", "bfloat16"], "rounds": rounds})
-            alone = [run_child({"kind": "step", "size": size, "dtypes": [d], "rounds": 1})
-                     for d in ("float32", "bfloat16")]
-            failed = [r["error"] for r in (both, *alone) if "error" in r]
-            if failed:
-                print(f"| {label} | failed: {failed[0][:80]} | | | | | |")
-                continue
-            fp32, bf16 = both["step_s"]["float32"], both["step_s"]["bfloat16"]
-            print(f"| {label} | {both['weights'] / 1e6:.1f} M | {fp32:.3f} | {bf16:.3f} | {fp32 / bf16:.2f}x "
-                  f"| {alone[0]['peak_mib'] / 1024:.2f} | {alone[1]['peak_mib'] / 1024:.2f} |")
-        from sdstudio.engine.devices import CPU_BF16_MIN_WEIGHTS, cpu_runs_bf16_well
-
-        print(f"\nThis CPU has bf16 arithmetic: {cpu_runs_bf16_well()}; then the automatic CPU precision "
-              f"is bfloat16 for models of {CPU_BF16_MIN_WEIGHTS / 1e6:.0f} M weights and more.")
+        step_table(quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -230,7 +230,7 @@ def _read_converted(f, key: str, shape: tuple[int, ...], file_dtype: torch.dtype
 
 
 def _checked_entry(key: str, entry: Any, data_size: int) -> tuple[str, tuple[int, ...], int, int]:
-    """(dtype, shape, begin, end) of one header entry, or ValueError saying what is wrong."""
+    """(dtype, shape, begin, end) of one header entry, or DamagedFile saying what is wrong."""
     bad = DamagedFile(f"its header entry for {key!r} is damaged")
     if not isinstance(entry, dict):
         raise bad
