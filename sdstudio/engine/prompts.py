@@ -148,3 +148,48 @@ def chunk_prompt(prompt: str, tokenize: Tokenize, comma: int) -> list[Chunk]:
 def token_counts(prompt: str, tokenize: Tokenize, comma: int) -> list[int]:
     """How many tokens each chunk of the prompt holds (of CHUNK_LENGTH), for the window."""
     return [len(chunk.tokens) for chunk in chunk_prompt(prompt, tokenize, comma)]
+
+
+WEIGHT_STEP = 0.1  # A1111's Ctrl+Up / Ctrl+Down step
+# What ends a word for Ctrl+Up/Down with nothing selected (A1111's default delimiters).
+_WORD_DELIMITERS = frozenset(".,\\/!?%^*;:{}=`~()[]<> \t\n")
+_WEIGHT_TAIL = re.compile(r":\s*([+-]?[.\d]+)\s*\)")
+
+
+def nudge_weight(text: str, start: int, end: int, delta: float) -> tuple[str, int, int]:
+    """Raise (delta > 0) or lower the weight of text[start:end] as A1111's Ctrl+Up/Down does:
+    "word" becomes "(word:1.1)", "(word:1.1)" becomes "(word:1.2)", and a weight back at 1
+    drops its brackets. With nothing selected it works on the weighted group or the word
+    around `start`. Returns the new text and the new selection (the words, brackets excluded);
+    the text unchanged when there is nothing to weigh."""
+    if start == end:
+        start, end = _target_at(text, start)
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start == end:
+        return text, start, end
+    tail = _WEIGHT_TAIL.match(text, end)
+    if start > 0 and text[start - 1] == "(" and tail and _is_number(tail.group(1)):
+        weight = round(float(tail.group(1)) + delta, 2)
+        if weight == 1:
+            return text[: start - 1] + text[start:end] + text[tail.end() :], start - 1, end - 1
+        return f"{text[:end]}:{weight:g}){text[tail.end():]}", start, end
+    return f"{text[:start]}({text[start:end]}:{round(1 + delta, 2):g}){text[end:]}", start + 1, end + 1
+
+
+def _target_at(text: str, position: int) -> tuple[int, int]:
+    """The words of the "(words:weight)" group around `position`, else the word there."""
+    opening = text.rfind("(", 0, position)
+    if opening >= 0 and ")" not in text[opening:position]:
+        colon = text.find(":", opening)
+        tail = _WEIGHT_TAIL.match(text, colon) if colon >= 0 else None
+        if tail and position <= tail.end() and "(" not in text[opening + 1 : colon]:
+            return opening + 1, colon
+    start = end = position
+    while start > 0 and text[start - 1] not in _WORD_DELIMITERS:
+        start -= 1
+    while end < len(text) and text[end] not in _WORD_DELIMITERS:
+        end += 1
+    return start, end

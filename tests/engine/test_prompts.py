@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from sdstudio.engine.prompts import CHUNK_LENGTH, chunk_prompt, parse_prompt, token_counts
+from sdstudio.engine.prompts import (
+    CHUNK_LENGTH,
+    chunk_prompt,
+    nudge_weight,
+    parse_prompt,
+    token_counts,
+)
 
 # (prompt, A1111's parse_prompt_attention result): the first six are the examples in A1111's
 # own docstring, the floats exactly as it prints them.
@@ -94,3 +100,38 @@ def test_each_token_keeps_its_weight_across_chunks():
     chunks = chunk_prompt("w " * 74 + "(a b:1.5) [c]", fake_tokenize, COMMA)
     assert [c.weights[-1] for c in chunks] == [1.5, 0.9090909090909091]
     assert chunks[1].weights == [1.5, 0.9090909090909091]
+
+
+@pytest.mark.parametrize(
+    ("text", "selection", "delta", "expected", "selected"),
+    [
+        ("a red cat", (2, 5), 0.1, "a (red:1.1) cat", "red"),
+        ("a red cat", (2, 5), -0.1, "a (red:0.9) cat", "red"),
+        ("a (red:1.1) cat", (3, 6), 0.1, "a (red:1.2) cat", "red"),
+        ("a (red:1.1) cat", (3, 6), -0.1, "a red cat", "red"),  # back at 1: the brackets go
+        ("a (red:0.3) cat", (3, 6), -0.1, "a (red:0.2) cat", "red"),
+        ("a red cat", (3, 3), 0.1, "a (red:1.1) cat", "red"),  # the word under the cursor
+        ("a (red cat:1.5), sky", (8, 8), 0.1, "a (red cat:1.6), sky", "red cat"),  # the group around it
+        ("a (red cat:1.5), sky", (12, 12), -0.1, "a (red cat:1.4), sky", "red cat"),  # cursor on the weight
+        ("a red  cat", (1, 7), 0.1, "a (red:1.1)  cat", "red"),  # spaces trimmed from the selection
+        ("sky, sea", (3, 3), 0.1, "(sky:1.1), sea", "sky"),
+        ("a  b", (2, 2), 0.1, "a  b", ""),  # nothing under the cursor
+    ],
+)
+def test_ctrl_up_down_weights_like_a1111(text, selection, delta, expected, selected):
+    new, start, end = nudge_weight(text, *selection, delta)
+    assert (new, new[start:end]) == (expected, selected)
+
+
+def test_the_pure_tokenizer_matches_clips():
+    transformers = pytest.importorskip("transformers")
+    from sdstudio.engine.clip_tokenizer import bundled_tokenizer, prompt_token_counts
+    from sdstudio.resources import config_root
+
+    reference = transformers.CLIPTokenizer.from_pretrained(config_root() / "sd15" / "tokenizer")
+    texts = ["a lighthouse at dusk, oil painting", "Masterpiece, BEST quality, 1girl, 2 cats; (red:1.3)",
+             "naïve café — déjà vu!!", "don't it's", "hello_world__x", "🙂 東京タワー", " a\n\tb ", "x" * 50,
+             "rgb(255,0,0) 3.14", ""]
+    assert bundled_tokenizer().tokenize(texts) == reference(texts, add_special_tokens=False).input_ids
+    assert prompt_token_counts("word, " * 100) == [75, 75, 50]
+    assert prompt_token_counts("(a lighthouse:1.3) BREAK [at dusk]") == [2, 2]
