@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QLabel, QToolBar, QVBoxLayout, QWidget
 
 from sdstudio.canvas import Canvas
 from sdstudio.canvas.brush import MIN_SIZE
+from sdstudio.engine.images import snap_to_8
 from sdstudio.engine.request import Mode
 from sdstudio.ui.errors import Level, Problem
 from sdstudio.ui.slider_spin import SliderSpin
@@ -140,18 +141,24 @@ def _watch_from_canvas(window: MainWindow, canvas: Canvas) -> None:
 
 def tell_canvas_size(window: MainWindow, canvas: Canvas) -> None:
     """One banner, while it is so, when img2img / inpaint will resize the canvas picture: the
-    engine makes the image at the size in Parameters and fits the picture to it."""
+    engine makes the image at the size in Parameters and fits the picture to it. The banner
+    offers the picture's own size instead (to the nearest multiple of 8, as the engine needs)."""
     fields = window.request_fields()
     size = canvas.document.size()
     wanted = (fields["width"], fields["height"])
     if not canvas.has_image() or fields["mode"] is Mode.TXT2IMG or (size.width(), size.height()) == wanted:
         window.banner.clear("canvas-size")
         return
-    window.report(
-        f"The canvas picture is {size.width()}×{size.height()}; {fields['mode'].value} makes "
-        f"{wanted[0]}×{wanted[1]} (the size in Parameters) and resizes the picture to that.",
-        level=Level.INFO,
-        cause="canvas-size",
+    target = f"{wanted[0]}×{wanted[1]} (the size in Parameters)" if None not in wanted else "the model's own size"
+    own = (snap_to_8(size.width()), snap_to_8(size.height()))
+    window.banner.show_problem(
+        Problem(
+            f"The canvas picture is {size.width()}×{size.height()}; {fields['mode'].value} makes "
+            f"{target} and resizes the picture to that.",
+            level=Level.INFO,
+            cause="canvas-size",
+            action=(f"Use {own[0]}×{own[1]}", lambda: window.apply_fields({"width": own[0], "height": own[1]})),
+        )
     )
 
 

@@ -57,6 +57,15 @@ def test_canvas_picture_size_gives_one_banner_while_it_differs(studio):
     assert not [m for m in messages(studio) if "×" in m]
 
 
+def test_the_canvas_size_banner_offers_the_pictures_own_size(studio):
+    studio.apply_fields({"width": 128, "height": 128})
+    studio.canvas.set_image(Image.new("RGB", (150, 130)))
+    assert studio.banner.action_button.text() == "Use 152×128"  # multiples of 8, as the VAE needs
+    studio.banner.action_button.click()
+    assert (studio.request_fields()["width"], studio.request_fields()["height"]) == (152, 128)
+    assert not [m for m in messages(studio) if "150×130" in m]
+
+
 def test_open_folder_without_a_file_manager_says_so(qtbot, studio, monkeypatch):
     monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda _url: False))
     finish_job(studio)
