@@ -34,8 +34,6 @@ class ImageViewer(QWidget):
     drag_out = Signal()
     # Double-click: show this picture full screen (or leave full screen).
     full_screen_requested = Signal()
-    # Carries the new scale (1.0 = 100%); fires on zoom, fit and 100%.
-    zoom_changed = Signal(float)
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -106,7 +104,6 @@ class ImageViewer(QWidget):
         self._scale = min(max(scale, MIN_SCALE), MAX_SCALE)
         self._offset = anchor - under * self._scale
         self.update()
-        self.zoom_changed.emit(self._scale)
 
     def _layout(self) -> None:
         if not self._fitted or self._image.isNull():
@@ -114,7 +111,6 @@ class ImageViewer(QWidget):
         size = self._image.size()
         self._scale = min(self.width() / size.width(), self.height() / size.height())
         self._offset = QPointF((self.width() - size.width() * self._scale) / 2, (self.height() - size.height() * self._scale) / 2)
-        self.zoom_changed.emit(self._scale)
 
     def image_rect(self) -> QRectF:
         """Where the image lies in widget coordinates."""
