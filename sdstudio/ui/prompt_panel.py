@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QGridLayout,
     QLabel,
@@ -13,11 +13,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sdstudio.engine.prompts import CHUNK_LENGTH, WEIGHT_STEP, nudge_weight
 from sdstudio.ui.queue_view import QueueButton
+
+_WEIGHT_KEYS = {Qt.Key.Key_Up: WEIGHT_STEP, Qt.Key.Key_Down: -WEIGHT_STEP}
 
 
 class PromptEdit(QPlainTextEdit):
-    """Multi-line text where Ctrl+Enter asks to generate and Tab moves on (keyboard use)."""
+    """Multi-line text where Ctrl+Enter asks to generate, Tab moves on (keyboard use) and
+    Ctrl+Up/Down weigh the selection or the word at the cursor, as in A1111."""
 
     # Ctrl+Enter (or Ctrl+Return) was pressed in the edit.
     submitted = Signal()
@@ -33,7 +37,63 @@ class PromptEdit(QPlainTextEdit):
         if enter and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self.submitted.emit()
             return
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier and event.key() in _WEIGHT_KEYS:
+            self.nudge_weight(_WEIGHT_KEYS[event.key()])
+            return
         super().keyPressEvent(event)
+
+    def nudge_weight(self, delta: float) -> None:
+        """Raise or lower the weight of the selection (or the word at the cursor) by `delta`,
+        as one undo step, keeping the words selected."""
+        text, cursor = self.toPlainText(), self.textCursor()
+        start, end = (_index(text, p) for p in (cursor.selectionStart(), cursor.selectionEnd()))
+        new, start, end = nudge_weight(text, start, end, delta)
+        if new == text:
+            return
+        # Replace only what changed, so the view does not scroll and undo restores it in one step.
+        first = next((i for i, (a, b) in enumerate(zip(text, new, strict=False)) if a != b), min(len(text), len(new)))
+        same_tail = 0
+        while same_tail < min(len(text), len(new)) - first and text[-1 - same_tail] == new[-1 - same_tail]:
+            same_tail += 1
+        cursor.setPosition(_position(text, first))
+        cursor.setPosition(_position(text, len(text) - same_tail), QTextCursor.MoveMode.KeepAnchor)
+        cursor.insertText(new[first : len(new) - same_tail])
+        cursor.setPosition(_position(new, start))
+        cursor.setPosition(_position(new, end), QTextCursor.MoveMode.KeepAnchor)
+        self.setTextCursor(cursor)
+
+
+# Qt counts text positions in UTF-16 units, Python in code points: they differ after an emoji.
+def _index(text: str, position: int) -> int:
+    return len(text.encode("utf-16-le")[: 2 * position].decode("utf-16-le", errors="ignore"))
+
+
+def _position(text: str, index: int) -> int:
+    return len(text[:index].encode("utf-16-le")) // 2
+
+
+class TokenCount(QLabel):
+    """"12/75" for each 75-token chunk of a prompt, as the engine will split it, updated
+    shortly after typing stops (the count is plain Python: no torch in the UI thread)."""
+
+    def __init__(self, edit: QPlainTextEdit, parent: QWidget | None = None) -> None:
+        super().__init__(f"0/{CHUNK_LENGTH}", parent)
+        self._edit = edit
+        self.setToolTip(
+            f"Tokens in each {CHUNK_LENGTH}-token chunk the text encoder reads. A longer prompt "
+            "goes on in a new chunk; BREAK starts one."
+        )
+        self._timer = QTimer(self, singleShot=True, interval=150)
+        self._timer.timeout.connect(self.refresh)
+        edit.textChanged.connect(self._timer.start)
+
+    def refresh(self) -> None:
+        # Imported on first use: the vocabulary takes a moment to load, not worth it at startup.
+        from sdstudio.engine.clip_tokenizer import prompt_token_counts
+
+        text = self._edit.toPlainText()
+        counts = prompt_token_counts(text) if text else [0]
+        self.setText(" · ".join(f"{count}/{CHUNK_LENGTH}" for count in counts))
 
 
 class PromptPanel(QWidget):
@@ -41,6 +101,8 @@ class PromptPanel(QWidget):
         super().__init__(parent)
         self.prompt = PromptEdit("What to draw, e.g. a lighthouse at dusk, oil painting")
         self.negative_prompt = PromptEdit("What to avoid, e.g. blurry, text, watermark")
+        self.prompt_tokens = TokenCount(self.prompt)
+        self.negative_tokens = TokenCount(self.negative_prompt)
         line = self.fontMetrics().lineSpacing()
         self.prompt.setMinimumHeight(3 * line)
         self.negative_prompt.setMinimumHeight(2 * line)
@@ -65,6 +127,9 @@ class PromptPanel(QWidget):
         grid.addWidget(self.prompt, 1, 0)
         grid.addWidget(negative_label, 2, 0)
         grid.addWidget(self.negative_prompt, 3, 0)
+        # Each count sits under its prompt, at the right (beside the next label for the first).
+        grid.addWidget(self.prompt_tokens, 2, 0, Qt.AlignmentFlag.AlignRight)
+        grid.addWidget(self.negative_tokens, 4, 0, Qt.AlignmentFlag.AlignRight)
         grid.addWidget(self.generate, 1, 1)
         grid.addWidget(self.cancel, 2, 1)
         grid.addWidget(queue_button, 3, 1, Qt.AlignmentFlag.AlignTop)
