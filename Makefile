@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 		else $(PY) -m pip install torch==2.13.0; fi; \
 	fi
 	$(PY) -m pip install --quiet -e ".[test]"
+	@# spandrel lists torchvision; where the torchvision build does not match torch (a CUDA-linked
+	@# wheel beside the CPU torch) `import torchvision` fails, and transformers imports it when it
+	@# is installed. The upscalers do not need it: remove a torchvision that cannot be imported.
+	@$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip uninstall -y -q torchvision 2>/dev/null || true
 	touch $(STAMP)
 
 run: $(STAMP)
