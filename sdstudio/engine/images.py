@@ -93,8 +93,9 @@ def prepare_inputs(request: GenerationRequest) -> PreparedInputs:
     init = _rgb(_decoded(request.inputs.init_image, "init image"))
     if min(init.size) < 8:
         raise InputError(f"The init image is {init.width}x{init.height}; use one between 8 and {MAX_IMAGE_SIDE} pixels a side.")
+    resize_mode = request.extent.resize_mode
     if request.mode is Mode.IMG2IMG:
-        prepared.init_image = _resized(init, (width, height), "Init image", prepared.notices)
+        prepared.init_image = fit_to(init, (width, height), resize_mode, "Init image", prepared.notices)
         return prepared
 
     mask = to_mask(_decoded(request.inputs.mask, "mask"))
@@ -105,8 +106,10 @@ def prepare_inputs(request: GenerationRequest) -> PreparedInputs:
         raise InputError("The mask is empty (all black): paint the area to repaint in white.")
     options = request.inpaint
     if not options.inpaint_only_masked:
-        init = _resized(init, (width, height), "Init image", prepared.notices)
-        mask = mask.resize((width, height)) if mask.size != init.size else mask
+        init, mask = (
+            fit_to(init, (width, height), resize_mode, "Init image", prepared.notices),
+            fit_to(mask, (width, height), resize_mode, None, prepared.notices),
+        )
     alpha = _blurred(mask, options.mask_blur)
     box = (0, 0, init.width, init.height)
     if options.inpaint_only_masked:
@@ -131,6 +134,25 @@ def _rgb(image: Image) -> Image:
         return to_rgb(image)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+
+
+def fit_to(image: Image, size: tuple[int, int], resize_mode: str, label: str | None, notices: list[str]) -> Image:
+    """`image` at `size` by A1111's resize modes: "Just resize" stretches, "Crop and resize"
+    scales to cover and crops the centre, "Resize and fill" scales to fit inside and fills the
+    rest with the picture stretched underneath (a mask's fill is black: kept, not repainted)."""
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    if image.size == size or resize_mode == "Just resize":
+        return _resized(image, size, label, notices)
+    if label:
+        notices.append(f"{label} {image.width}x{image.height} {resize_mode.lower()} to {size[0]}x{size[1]}")
+    if resize_mode == "Crop and resize":
+        return ImageOps.fit(image, size, PILImage.Resampling.LANCZOS)
+    inner = ImageOps.contain(image, size, PILImage.Resampling.LANCZOS)
+    fill = PILImage.new("L", size, 0) if image.mode == "L" else image.resize(size, PILImage.Resampling.LANCZOS)
+    fill.paste(inner, ((size[0] - inner.width) // 2, (size[1] - inner.height) // 2))
+    return fill
 
 
 def _resized(image: Image, size: tuple[int, int], label: str | None, notices: list[str]) -> Image:

@@ -92,6 +92,9 @@ class Param:
     cli_help: str = ""
     control: Control = Control.SLIDER
     choices: tuple[str, ...] = ()  # the values a text parameter may take (empty: any)
+    # Values beyond `choices` it also takes, known only where it runs (an installed model's
+    # file name): the backend checks they exist and its capabilities list them.
+    also: Callable[[object], bool] | None = None
 
     @property
     def from_model(self) -> bool:
@@ -129,7 +132,7 @@ class Param:
             return f"{self.title} must be {_KIND_WORDS[self.kind]}, not {value!r}."
         if self.kind is float and not math.isfinite(value):  # type: ignore[arg-type]
             return f"{self.title} must be a finite number, not {value!r}."
-        if self.choices and value not in self.choices:
+        if self.choices and value not in self.choices and not (self.also and self.also(value)):
             return f"{self.title} must be one of {', '.join(self.choices)}, not {value!r}."
         if self.name == "seed" and value == -1:
             return None
@@ -189,6 +192,19 @@ def _hires(write: Callable[[Fields], object]) -> Writer:
 # A1111's names: "Latent" upscales the latents (bilinear), the others the decoded pixels.
 LATENT_UPSCALERS = ("Latent", "Latent (nearest)", "Latent (bicubic)", "Latent (antialiased)")
 HIRES_UPSCALERS = (*LATENT_UPSCALERS, "Lanczos", "Nearest")
+# An upscaler model (ESRGAN, SwinIR, …) is named by its file name in the upscaler folder.
+UPSCALER_MODEL_SUFFIXES = (".safetensors", ".pth")
+
+
+def is_upscaler_model_name(value: object) -> bool:
+    """Whether `value` reads as an upscaler model's file name (no folder: the engine looks it up)."""
+    return (
+        isinstance(value, str)
+        and value.lower().endswith(UPSCALER_MODEL_SUFFIXES)
+        and not value.startswith(".")
+        and "/" not in value
+        and "\\" not in value
+    )
 
 
 def _area(pairs: Mapping[str, str]) -> bool | None:
@@ -243,6 +259,14 @@ PARAMETERS: tuple[Param, ...] = (
     Param("batch_count", Part.EXTENT, int, 1, "Batch c&ount:",
           "Batches made one after the other.",
           minimum=1, maximum=100, cli="--batch-count", cli_help="batches made one after the other"),
+    Param("resize_mode", Part.EXTENT, str, "Just resize", "Resize mode:",
+          "How an init image of another shape meets the set size: stretched (Just resize), "
+          "cropped to fill it (Crop and resize) or fitted inside with its edges extended "
+          "(Resize and fill).",
+          modes=IMAGE_MODES, infotext="Resize mode",
+          write=lambda f: f["resize_mode"] if f["resize_mode"] != "Just resize" else None,
+          cli="--resize-mode", cli_help="just resize (stretch), crop and resize, or resize and fill",
+          control=Control.COMBO, choices=("Just resize", "Crop and resize", "Resize and fill")),
     Param("strength", Part.SAMPLING, float, 0.75, "S&trength:",
           "Denoising strength: how much of the init image is redrawn. 0 keeps it, 1 replaces it.",
           minimum=0, maximum=1, step=0.01, decimals=2, modes=IMAGE_MODES, infotext="Denoising strength",
@@ -275,8 +299,8 @@ PARAMETERS += (
           "How the first pass is enlarged: Latent methods upscale before decoding (softer, need "
           "a denoise of 0.5 or more), Lanczos and Nearest upscale the picture itself.",
           modes=TXT2IMG_ONLY, infotext="Hires upscaler", write=_hires(lambda f: f["hires_upscaler"]),
-          cli="--hires-upscaler", cli_help="hires fix: " + ", ".join(HIRES_UPSCALERS),
-          control=Control.COMBO, choices=HIRES_UPSCALERS),
+          cli="--hires-upscaler", cli_help="hires fix: " + ", ".join(HIRES_UPSCALERS) + ", or an upscaler model's file name",
+          control=Control.COMBO, choices=HIRES_UPSCALERS, also=is_upscaler_model_name),
     Param("hires_steps", Part.HIRES, int, 0, "Hires s&teps:",
           "Steps of the second pass; 0 uses the same number as the first.",
           minimum=0, maximum=150, modes=TXT2IMG_ONLY, infotext="Hires steps",

@@ -236,3 +236,36 @@ def test_nan_and_black_outputs_are_refused():
         check_output(np.where(fine > 0, np.nan, fine))
     with pytest.raises(BadOutputError, match="black"):
         check_output(np.zeros_like(fine))
+
+
+def _bands(size=(160, 80)) -> Image.Image:
+    """Green, red, blue vertical bands (a quarter, a half, a quarter): what survives at the
+    left edge shows how the picture was placed."""
+    image = Image.new("RGB", size, (255, 0, 0))
+    image.paste((0, 255, 0), (0, 0, size[0] // 4, size[1]))
+    image.paste((0, 0, 255), (size[0] * 3 // 4, 0, size[0], size[1]))
+    return image
+
+
+@pytest.mark.parametrize(
+    ("resize_mode", "left_edge"),
+    [
+        ("Just resize", (0, 255, 0)),  # stretched: every band, squeezed sideways
+        ("Crop and resize", (255, 0, 0)),  # covered and cropped: the outer bands are cut off
+        ("Resize and fill", (0, 255, 0)),  # fitted inside: every band at its own aspect
+    ],
+)
+def test_resize_modes_place_the_init_image(resize_mode, left_edge):
+    prepared = prepare_inputs(request(mode=Mode.IMG2IMG, init_image=_bands(), resize_mode=resize_mode))
+    assert prepared.init_image.size == (64, 64)
+    pixel = prepared.init_image.getpixel((2, 32))
+    assert np.abs(np.subtract(pixel, left_edge)).max() < 40, pixel
+
+
+def test_resize_and_fill_keeps_the_whole_picture_unsquashed():
+    tall = Image.new("RGB", (32, 64), (0, 255, 0))
+    tall.paste((255, 0, 0), (0, 0, 32, 8))  # a red band on top, 1/8 of the height
+    prepared = prepare_inputs(request(mode=Mode.IMG2IMG, init_image=tall, resize_mode="Resize and fill"))
+    pixels = np.asarray(prepared.init_image)
+    assert (pixels[10:60, 20:44, 1] > 200).all()  # the picture itself, 32 px wide, in the middle
+    assert pixels[2, 32, 0] > 200 and pixels[12, 32, 1] > 200  # its red top kept at 1/8, not stretched
