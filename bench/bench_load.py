@@ -82,8 +82,20 @@ def _child(task: dict) -> dict:
     return {"peak_mib": loaded, "used_mib": _peak_mib(), "base_mib": base, "seconds": seconds}
 
 
-def _unet(size: str):
-    """(UNet in float32, latent side, text width) for one of the step benchmark's sizes."""
+def _unet(size: str, dtype_name: str):
+    """(UNet, latent side, text width) for one of the step benchmark's sizes, its weights made
+    in `dtype_name` from the start (a float32 build first would set the peak RSS)."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype_name))
+    try:
+        return _build_unet(size)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _build_unet(size: str):
     import math
 
     import torch
@@ -111,11 +123,9 @@ def _unet_steps(size: str, dtypes: list[str], rounds: int) -> dict:
     so that other load on the machine slows both alike. One dtype alone also gives its RSS."""
     import torch
 
-    unet, latent, context = _unet(size)
+    unet, latent, context = _unet(size, dtypes[0])
     weights = sum(p.numel() for p in unet.parameters())
-    # The last dtype converts the UNet in place, so a lone dtype's RSS holds one copy.
-    models = {name: (unet if name == dtypes[-1] else copy.deepcopy(unet)).to(getattr(torch, name))
-              for name in dtypes}
+    models = {name: unet if name == dtypes[0] else copy.deepcopy(unet).to(getattr(torch, name)) for name in dtypes}
     x, cond = torch.randn(2, 4, latent, latent), torch.randn(2, 77, context)
     best = dict.fromkeys(dtypes, float("inf"))
     finite = True
