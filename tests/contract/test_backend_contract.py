@@ -43,20 +43,31 @@ class Subject:
     model: ModelRef  # a model the backend has
 
 
-def _local(tiny_sd1) -> Iterator[Subject]:
+def _local(request: pytest.FixtureRequest) -> Iterator[Subject]:
     from sdstudio.engine.backend import local_backend
 
     backend = local_backend(device="cpu", dtype="float32")
-    yield Subject(backend, ModelRef(str(tiny_sd1)))
+    yield Subject(backend, ModelRef(str(request.getfixturevalue("tiny_sd1"))))
     backend.shutdown()
 
 
-BACKENDS: dict[str, Callable[..., Iterator[Subject]]] = {"local": _local}
+def _comfy(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    """A real ComfyUI server (conftest.py) with the reduced SD1.5 checkpoint."""
+    from sdstudio.engine.comfy import comfy_backend
+    from tests.contract.comfy_server import CHECKPOINT
+
+    backend = comfy_backend(request.getfixturevalue("comfy_server").url)
+    yield Subject(backend, ModelRef(CHECKPOINT))
+    backend.shutdown()
+
+
+# Each factory takes pytest's request, to get the fixtures it needs.
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Iterator[Subject]]] = {"local": _local, "comfy": _comfy}
 
 
 @pytest.fixture(scope="module", params=list(BACKENDS))
-def subject(request, tiny_sd1) -> Iterator[Subject]:
-    yield from BACKENDS[request.param](tiny_sd1)
+def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    yield from BACKENDS[request.param](request)
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +157,7 @@ def test_each_result_carries_the_request_used_and_the_lineage(subject):
         assert GenerationRequest.from_json(r.request.to_json()) == r.request
 
 
+@pytest.mark.slow  # a server's SD1.5 checkpoint is native at 512x512
 def test_a_size_left_to_the_model_is_its_native_size(subject):
     result = finished(run(subject, make(subject, steps=1, width=None, height=None))).results[0]
     native = result.model.native_size
