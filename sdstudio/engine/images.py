@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.parameters import check
+from sdstudio.engine.parameters import check, snap
 from sdstudio.engine.request import MAX_IMAGE_SIDE, GenerationRequest, ImageData, Mode
 from sdstudio.imaging import to_mask, to_rgb
 
@@ -23,7 +23,7 @@ class InputError(ValueError):
 
 def snap_to_8(value: int) -> int:
     """The nearest multiple of 8 (halves round up), as the VAE needs."""
-    return max(8, (int(value) + 4) // 8 * 8)
+    return max(8, snap(int(value), 8))
 
 
 def checked_size(width: int, height: int) -> tuple[int, int, str | None]:

@@ -324,6 +324,11 @@ def defaults() -> dict[str, Any]:
     return {p.name: None if p.from_model else p.default for p in PARAMETERS}
 
 
+def snap(value: float, step: float) -> int:
+    """The nearest multiple of `step`, halves rounding up (sizes snap to the VAE's 8)."""
+    return int((value + step / 2) // step * step)
+
+
 def is_mode(value: object) -> bool:
     return isinstance(value, str) and value in {m.value for m in Mode}
 

@@ -289,6 +289,7 @@ class MainWindow(QMainWindow):
         self.prompt_panel.cancel.clicked.connect(self.cancel)
         self.model_menu.model_chosen.connect(self.load_model)
         c.queue_changed.connect(self._queue_changed)
+        self.params.size_from_image.connect(self._size_from_image)
         c.job_started.connect(self._job_started)
         c.step.connect(self._step)
         c.job_finished.connect(self._finished)
@@ -317,6 +318,13 @@ class MainWindow(QMainWindow):
     def _engine_problem(self, message: str, details: str) -> None:
         self._last_engine_problem = problem_from(message, details)
         self.banner.show_problem(self._last_engine_problem)
+
+    def _size_from_image(self) -> None:
+        image, _mask = self._image_provider()
+        if image is None:
+            self.report("There is no init image yet: open one on the canvas first.", level=Level.INFO)
+            return
+        self.params.set_size(*image.size)
 
     def _queue_changed(self) -> None:
         busy = self.controller.running() is not None

@@ -25,7 +25,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sdstudio.engine.parameters import BY_NAME, PARAMETERS, Control, Mode, Param, applies, defaults
+from sdstudio.engine.parameters import (
+    BY_NAME,
+    PARAMETERS,
+    Control,
+    Mode,
+    Param,
+    applies,
+    defaults,
+    snap,
+)
 from sdstudio.engine.request import ModelInfo
 from sdstudio.ui.icons import icon
 from sdstudio.ui.slider_spin import SliderSpin
@@ -40,6 +49,8 @@ _FALLBACK_MODEL_DEFAULTS = {"width": 512, "height": 512, "cfg_scale": 7.0}
 class ParameterPanel(QWidget):
     # The mode changed (txt2img / img2img / inpaint): (Mode).
     mode_changed = Signal(object)
+    # "Size from image" was pressed: the owner of the init image answers with set_size().
+    size_from_image = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +66,9 @@ class ParameterPanel(QWidget):
         self._last_seed: int | None = None
         self.size_preset = QComboBox()
         self.swap = self._tool_button("swap", "Swap width and height")
+        self.from_image = QToolButton()
+        self.from_image.setText("From image")
+        self.from_image.setToolTip("Set width and height to the init image's size (multiples of 8)")
         self.random_seed = self._tool_button("dice", "Random seed (-1)")
         self.reuse_seed = self._tool_button("recycle", "Reuse the last image's seed")
         for param in PARAMETERS:
@@ -62,6 +76,7 @@ class ParameterPanel(QWidget):
                 self._add(param)
         self.reuse_seed.setEnabled(False)
         self.swap.clicked.connect(self._swap_size)
+        self.from_image.clicked.connect(self.size_from_image)
         self.size_preset.activated.connect(self._apply_preset)
         self.random_seed.clicked.connect(lambda: self.seed.setText("-1"))
         self.reuse_seed.clicked.connect(self._reuse_seed)
@@ -135,6 +150,7 @@ class ParameterPanel(QWidget):
         self.size_preset.setToolTip("Set width and height to a common size, or back to the model's own")
         sizes = QHBoxLayout()
         sizes.addWidget(self.size_preset, 1)
+        sizes.addWidget(self.from_image)
         sizes.addWidget(self.swap)
         label = QLabel("Si&ze:")
         label.setBuddy(self.size_preset)
@@ -187,6 +203,12 @@ class ParameterPanel(QWidget):
         """A new model: every model-decided parameter follows it again."""
         self._auto = {p.name for p in PARAMETERS if p.from_model}
         self.show_model_defaults(info)
+
+    def set_size(self, width: int, height: int) -> None:
+        """Width and height as the person's own choice, snapped to 8 within the table's range."""
+        for name, value in (("width", width), ("height", height)):
+            param = BY_NAME[name]
+            self.apply_fields({name: int(min(max(snap(value, param.step), param.minimum), param.maximum))})
 
     def current_mode(self) -> Mode:
         return Mode(self.mode.currentData())

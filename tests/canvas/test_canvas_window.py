@@ -79,3 +79,10 @@ def test_canvas_errors_reach_the_banner_and_init_image_goes_to_canvas(studio, tm
     assert studio.build_request().inputs.mask is None  # img2img takes no mask
     studio.apply_fields({"mode": Mode.INPAINT})
     assert studio.build_request().inputs.mask.open().size == (60, 40)
+
+
+def test_size_from_image_uses_the_canvas_picture(studio):
+    studio.canvas.set_image(Image.new("RGB", (150, 100), "white"))
+    studio.params.from_image.click()
+    fields = studio.request_fields()
+    assert (fields["width"], fields["height"]) == (152, 104)

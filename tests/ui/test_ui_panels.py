@@ -122,3 +122,14 @@ def test_theme_is_fusion_and_dark_unless_the_platform_says_light(qapp):
     finally:
         qapp.setStyle(style)
         qapp.setPalette(palette)
+
+
+def test_size_from_image_takes_the_init_images_size_snapped(qtbot):
+    panel = ParameterPanel()
+    qtbot.addWidget(panel)
+    asked = []
+    panel.size_from_image.connect(lambda: asked.append(True))
+    panel.from_image.click()
+    assert asked == [True]
+    panel.set_size(1001, 30)
+    assert (panel.request_fields()["width"], panel.request_fields()["height"]) == (1000, 64)  # 1001 -> 1000, 30 -> min
