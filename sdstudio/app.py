@@ -1,6 +1,6 @@
 """Composition root: the `sdstudio` command, and the one place the parts are wired together.
 
-`sdstudio generate ...` runs the headless CLI; `sdstudio --install-desktop-entry` adds the
+`sdstudio generate ...` runs the headless CLI; `sdstudio upscale ...` enlarges a picture; `sdstudio --install-desktop-entry` adds the
 app to the Linux launcher; plain `sdstudio` opens the window: the backend (made on first use,
 after the window is on screen), the window, the canvas page and the history dock.
 """
@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         from sdstudio.cli import main as cli_main
 
         return cli_main(args[1:])
+    if args and args[0] == "upscale":
+        from sdstudio.upscale_cli import main as upscale_main
+
+        return upscale_main(args[1:])
     if args == ["--install-desktop-entry"]:
         from sdstudio.desktop_entry import main as install_main
 

@@ -71,7 +71,7 @@ def _add_option(parser: argparse.ArgumentParser, param: Param) -> None:
         parser.add_argument(param.cli, action="store_true", **dest)
     elif param.kind is Mode:
         parser.add_argument(param.cli, choices=[m.value for m in Mode], **dest)
-    elif param.choices:
+    elif param.choices and param.also is None:  # open lists are checked by check()
         parser.add_argument(param.cli, choices=param.choices, default=param.default, **dest)
     elif param.name == "prompt":
         parser.add_argument(param.cli, required=True, **dest)

@@ -3,8 +3,8 @@ pass at the larger size, as a second stage of the same job (one progress bar, pr
 throughout, one terminal event).
 
 Latent upscalers ("Latent", "Latent (nearest)", …) enlarge the first pass's latents before any
-decode; pixel upscalers ("Lanczos", "Nearest") decode, enlarge the picture and encode it again
-in the second pass. A dedicated 9-channel inpainting UNet cannot start img2img from latents, so
+decode; pixel upscalers ("Lanczos", "Nearest", or an upscaler model's file name, see
+`upscalers.py`) decode, enlarge the picture and encode it again in the second pass. A dedicated 9-channel inpainting UNet cannot start img2img from latents, so
 it always takes the pixel path. Image k of a batch is redrawn with its own generator, so it
 stays equal to a single run with seed + k.
 """
@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sdstudio.engine.images import InputError, snap_to_8
-from sdstudio.engine.parameters import BY_NAME, LATENT_UPSCALERS
+from sdstudio.engine.parameters import BY_NAME, HIRES_UPSCALERS, LATENT_UPSCALERS
 from sdstudio.engine.request import GenerationRequest, Mode
 
 if TYPE_CHECKING:
     import torch
 
     from sdstudio.engine.models import LoadedModel
+    from sdstudio.engine.upscalers import UpscalerModel
 
 _LATENT_MODES = {
     "Latent": ("bilinear", False),
@@ -48,6 +49,7 @@ class HiresPass:
     size: tuple[int, int]
     latent: bool  # upscale latents (else decoded pixels)
     upscaler: str
+    upscaler_model: UpscalerModel | None = None  # when `upscaler` names a model file
 
     def first_pass_output(self) -> str:
         return "latent" if self.latent else "np"
@@ -77,6 +79,10 @@ class HiresPass:
         from PIL import Image as PILImage
 
         picture = PILImage.fromarray((np.clip(pixels, 0, 1) * 255).round().astype(np.uint8))
+        if self.upscaler_model is not None:
+            from sdstudio.engine.upscalers import upscale
+
+            return upscale(picture, self.size, self.upscaler_model)
         method = PILImage.Resampling.NEAREST if self.upscaler == "Nearest" else PILImage.Resampling.LANCZOS
         return picture.resize(self.size, method)
 
@@ -115,4 +121,18 @@ def plan_hires(
         raise InputError(
             f"Hires denoise {hires.hires_denoise} with {steps} steps leaves no step to run: raise either."
         )
-    return HiresPass(pipe, kwargs, count, size, latent, hires.hires_upscaler)
+    return HiresPass(pipe, kwargs, count, size, latent, hires.hires_upscaler, _upscaler_model(request, model.device))
+
+
+def _upscaler_model(request: GenerationRequest, device: Any) -> UpscalerModel | None:
+    """The upscaler model the request names, loaded before the first pass so a missing or
+    unusable file fails the job at once; None for the built-in methods."""
+    name = request.hires.hires_upscaler
+    if name in HIRES_UPSCALERS:
+        return None
+    from sdstudio.engine.upscalers import UpscalerError, load_upscaler
+
+    try:
+        return load_upscaler(name, allow_pickle=request.model.allow_pickle, device=str(device))
+    except UpscalerError as exc:
+        raise InputError(str(exc)) from exc

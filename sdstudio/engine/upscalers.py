@@ -1,0 +1,175 @@
+"""Upscaler models (ESRGAN, Real-ESRGAN, SwinIR, … as spandrel detects them from the weights),
+run tile by tile so memory follows the tile size rather than the picture's.
+
+A folder holds the models; a model is named by its file name. `.safetensors` files load as
+they are; `.pth` files are pickles, which can run arbitrary code, so they load only with the
+same opt-in as checkpoints (`allow_pickle`). Torch and spandrel are imported on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sdstudio.engine.parameters import UPSCALER_MODEL_SUFFIXES
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+FOLDER_ENV = "SDSTUDIO_UPSCALERS"
+TILE = 256  # input pixels a side per tile: ESRGAN at 23 blocks holds ~0.5 GB of activations here
+OVERLAP = 16  # input pixels of context each side of a tile, cropped from its output
+MAX_PASSES = 3  # A1111 runs a ×2 model at most three times for a bigger factor
+
+
+class UpscalerError(ValueError):
+    """A model that cannot be found, opened or used as an upscaler; str(e) is for a person."""
+
+
+def upscaler_folder() -> Path:
+    """Where upscaler models are looked up by name: $SDSTUDIO_UPSCALERS, else the app's data
+    folder's `upscalers`."""
+    if os.environ.get(FOLDER_ENV):
+        return Path(os.environ[FOLDER_ENV])
+    from platformdirs import user_data_path
+
+    return user_data_path("sdstudio") / "upscalers"
+
+
+def list_upscalers(folder: Path | None = None, allow_pickle: bool = False) -> list[str]:
+    """The model file names in `folder` (default: `upscaler_folder()`), sorted; pickles only
+    with `allow_pickle`."""
+    folder = folder or upscaler_folder()
+    suffixes = UPSCALER_MODEL_SUFFIXES if allow_pickle else (".safetensors",)
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    except OSError:
+        return []
+
+
+def find_upscaler(name: str, folder: Path | None = None) -> Path:
+    """The file of the model called `name`: a file name in `folder` (default:
+    `upscaler_folder()`), else a path to a file."""
+    folder = folder or upscaler_folder()
+    for path in (folder / name, Path(name).expanduser()):
+        if path.is_file():
+            return path
+    installed = ", ".join(list_upscalers(folder, allow_pickle=True)) or "none"
+    raise UpscalerError(f"No upscaler model {name!r} in {folder} (installed: {installed}).")
+
+
+@dataclass
+class UpscalerModel:
+    name: str
+    scale: int
+    descriptor: Any  # spandrel's ImageModelDescriptor
+
+    def __call__(self, image: Image.Image, tile: int = TILE, overlap: int = OVERLAP) -> Image.Image:
+        """`image` enlarged by the model's own scale, `tile` input pixels a side at a time."""
+        import numpy as np
+        import torch
+        from PIL import Image as PILImage
+
+        pixels = np.asarray(image.convert("RGB"))
+        height, width = pixels.shape[:2]
+        s = self.scale
+        out = np.empty((height * s, width * s, 3), np.uint8)  # the only full-size buffer
+        model = self.descriptor
+        device, dtype = model.device, model.dtype
+        with torch.inference_mode():
+            for top in range(0, height, tile):
+                for left in range(0, width, tile):
+                    bottom, right = min(top + tile, height), min(left + tile, width)
+                    # Context around the tile keeps its edges seamless; its output is cropped.
+                    t0, l0 = max(top - overlap, 0), max(left - overlap, 0)
+                    b0, r0 = min(bottom + overlap, height), min(right + overlap, width)
+                    patch = torch.from_numpy(pixels[t0:b0, l0:r0].copy()).to(device, dtype)
+                    patch = patch.permute(2, 0, 1).unsqueeze(0) / 255
+                    result = model(patch)[0].clamp_(0, 1).mul_(255).round_().byte().permute(1, 2, 0).cpu().numpy()
+                    y, x = (top - t0) * s, (left - l0) * s
+                    out[top * s : bottom * s, left * s : right * s] = result[y : y + (bottom - top) * s, x : x + (right - left) * s]
+        return PILImage.fromarray(out)
+
+
+def load_upscaler(name: str, allow_pickle: bool = False, folder: Path | None = None, device: str = "cpu") -> UpscalerModel:
+    """The model called `name` (see `find_upscaler`), on `device` in float32. Raises
+    UpscalerError for a missing file, a pickle without the opt-in, or weights that are no
+    3-channel image model spandrel knows."""
+    path = find_upscaler(name, folder)
+    suffix = path.suffix.lower()
+    if suffix not in UPSCALER_MODEL_SUFFIXES:
+        raise UpscalerError(f"{path.name}: upscaler models are {' or '.join(UPSCALER_MODEL_SUFFIXES)} files.")
+    if suffix != ".safetensors" and not allow_pickle:
+        raise UpscalerError(
+            f"{path.name} is a pickle file, which can run arbitrary code when loaded. "
+            "Use a .safetensors version, or allow pickle files (--allow-pickle) if you trust its source."
+        )
+    spandrel = _spandrel()
+    try:
+        descriptor = spandrel.ModelLoader(device).load_from_file(path)
+    except (OSError, ValueError, RuntimeError, KeyError, spandrel.UnsupportedModelError) as exc:
+        raise UpscalerError(f"{path.name} is no upscaler model spandrel can open: {exc}") from exc
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.input_channels != 3:
+        raise UpscalerError(f"{path.name} is a {descriptor.architecture.name} model, not a 3-channel image upscaler.")
+    descriptor.eval().float()
+    return UpscalerModel(path.name, descriptor.scale, descriptor)
+
+
+def upscale(image: Image.Image, size: tuple[int, int], model: UpscalerModel | None = None) -> Image.Image:
+    """`image` at `size`: through `model` (as many passes as the factor needs, at most
+    MAX_PASSES), then Lanczos to the exact size; Lanczos alone without a model."""
+    from PIL import Image as PILImage
+
+    if model is not None and model.scale > 1:
+        for _ in range(MAX_PASSES):
+            if image.width >= size[0] and image.height >= size[1]:
+                break
+            image = model(image)
+    return image if image.size == size else image.resize(size, PILImage.Resampling.LANCZOS)
+
+
+def _spandrel() -> types.ModuleType:
+    """spandrel, importable even without torchvision: two of its architectures that are no
+    upscalers (LaMa, RestoreFormer) import torchvision at import time, and a CPU-only torch may
+    have no matching torchvision build. Those two then fail when run; every upscaler works.
+    The stand-ins live only during the import, so other libraries still see no torchvision."""
+    if "spandrel" in sys.modules:
+        return sys.modules["spandrel"]
+    try:
+        import torchvision.transforms.functional  # noqa: F401
+    except (ImportError, RuntimeError, OSError):
+        stand_ins = {n: _Absent(n) for n in ("torchvision", "torchvision.transforms", "torchvision.transforms.functional")}
+        sys.modules.update(stand_ins)
+        try:
+            import spandrel
+        finally:
+            for name, module in stand_ins.items():
+                if sys.modules.get(name) is module:
+                    del sys.modules[name]
+    import spandrel
+
+    return spandrel
+
+
+class _Absent(types.ModuleType):
+    """A stand-in for a missing module: any name imports, and using it raises."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return _Unusable(f"{self.__name__}.{attribute}")
+
+
+class _Unusable:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __call__(self, *args: object, **kwargs: object) -> Any:
+        raise UpscalerError(f"{self._name} needs torchvision, which is not installed.")
+
+    def __getattr__(self, attribute: str) -> Any:
+        return _Unusable(f"{self._name}.{attribute}")
