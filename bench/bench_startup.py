@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REPEATS = 3
+TIMEOUT_S = 600  # a process that hangs (a dead engine worker) fails the bench instead of stalling it
 GOALS = {"model ready": 4.0, "first image": 5.0}
 PROMPT = "a red circle on a blue background"
 PIPELINE_FLOOR = """
@@ -73,7 +74,7 @@ def _process_seconds(argv: list[str]) -> tuple[float, float]:
     """(wall, CPU) seconds from just before the process starts until it has exited."""
     cpu_before = _children_cpu()
     start = time.time()
-    subprocess.run(argv, check=True, capture_output=True, env=_env())
+    subprocess.run(argv, check=True, capture_output=True, env=_env(), timeout=TIMEOUT_S)
     return time.time() - start, _children_cpu() - cpu_before
 
 
@@ -85,7 +86,8 @@ def _children_cpu() -> float:
 def _engine_stamps() -> dict[str, tuple[float, float]]:
     """{event: (wall, CPU) seconds since process start}."""
     start = time.time()
-    done = subprocess.run([sys.executable, "-c", ENGINE], check=True, capture_output=True, text=True, env=_env())
+    done = subprocess.run([sys.executable, "-c", ENGINE], check=True, capture_output=True, text=True, env=_env(),
+                          timeout=TIMEOUT_S)
     stamps = json.loads(done.stdout.strip().splitlines()[-1])
     if set(stamps) != set(GOALS):
         raise RuntimeError(f"the engine did not report {sorted(GOALS)}: {done.stderr[-2000:]}")
@@ -99,7 +101,7 @@ def _median(pairs: list[tuple[float, float]]) -> tuple[float, float]:
 def _import_shares() -> list[tuple[str, float]]:
     """Seconds of import time per top-level package on the engine path (self times summed)."""
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", ENGINE], check=True,
-                          capture_output=True, text=True, env=_env())
+                          capture_output=True, text=True, env=_env(), timeout=TIMEOUT_S)
     totals: Counter[str] = Counter()
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
