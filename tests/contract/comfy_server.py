@@ -85,10 +85,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server() -> Server:
+def start_server(port: int | None = None) -> Server:
+    """A new server on `port` (default: a free one); the caller stops it."""
     root = install()
     work = Path(tempfile.mkdtemp(prefix="sdstudio-comfy-"))
-    port = free_port()
+    port = port or free_port()
     dirs = {name: work / name for name in ("input", "output", "temp", "user")}
     for path in dirs.values():
         path.mkdir()
