@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sdstudio generate", description="Generate images without the window.")
     p.add_argument("--model", default=BUILTIN_MODEL,
                    help="a diffusers folder, a .safetensors file, a hub id, or 'builtin' (default)")
+    p.add_argument("--server", metavar="URL",
+                   help="generate on this ComfyUI server (http://host:port); --model names one of its checkpoints")
+    p.add_argument("--token", help="with --server: a bearer token, or 'Header: value', for a proxy in front of it")
     for param in PARAMETERS:
         if param.cli:
             _add_option(p, param)
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     backend: Backend | None = None
     try:
         args = build_parser().parse_args(argv)
-        backend = local_backend()
+        backend = make_backend(args)
         request = request_from_args(args, backend.capabilities())
         args.out.mkdir(parents=True, exist_ok=True)
         if not os.access(args.out, os.W_OK):
@@ -99,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sdstudio generate: error: {exc}", file=sys.stderr)
         return 2
     return run(request, args.out, backend)
+
+
+def make_backend(args: argparse.Namespace) -> Backend:
+    """The local engine, or the ComfyUI server of --server (OSError when it cannot be reached)."""
+    if not args.server:
+        return local_backend()
+    from sdstudio.engine.comfy import connect
+
+    return connect(args.server, args.token)
 
 
 def request_from_args(args: argparse.Namespace, capabilities: Capabilities) -> GenerationRequest:

@@ -18,3 +18,20 @@ def comfy_backend(url: str, token: str | None = None) -> ComfyBackend:
     from sdstudio.engine.comfy.backend import ComfyBackend
 
     return ComfyBackend(url, token)
+
+
+def connect(url: str, token: str | None = None) -> ComfyBackend:
+    """`comfy_backend`, once the server has answered. Raises ConnectionError with a sentence
+    for a person when the address is wrong or the server cannot be reached."""
+    from sdstudio.engine.comfy.client import ComfyError
+
+    try:
+        backend = comfy_backend(url, token)
+    except ValueError as exc:
+        raise ConnectionError(str(exc)) from exc
+    try:
+        backend.check_connection()
+    except ComfyError as exc:
+        backend.shutdown()
+        raise ConnectionError(str(exc)) from exc
+    return backend

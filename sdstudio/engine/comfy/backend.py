@@ -193,6 +193,16 @@ class ComfyBackend:
     def connected(self) -> bool:
         return self._client.connected
 
+    def check_connection(self) -> str:
+        """A line about the server (its ComfyUI version and device), fetching its models and
+        samplers afresh; raises ComfyError when it cannot be used."""
+        stats = self._client.system_stats()
+        self._server_info(refresh=True)
+        system = stats.get("system", {}) if isinstance(stats, dict) else {}
+        devices = stats.get("devices", []) if isinstance(stats, dict) else []
+        device = devices[0].get("name", "?") if devices and isinstance(devices[0], dict) else "?"
+        return f"ComfyUI {system.get('comfyui_version', '?')} on {device}"
+
     @property
     def busy(self) -> bool:
         """Whether a job runs or waits here (for a dispatcher picking an idle server)."""
