@@ -93,12 +93,14 @@ def _encode(encoder: _Encoder, chunks: list[Chunk], clip_skip: int, sdxl: bool, 
     so a chunk's embedding never depends on how many others the prompt has."""
     import torch
 
-    hidden_states, pooled = [], None
+    # A chunk met again (the empty chunks padding the shorter prompt) is encoded once.
+    done: dict[tuple[tuple[int, ...], tuple[float, ...]], tuple[Any, Any]] = {}
     for chunk in chunks:
-        hidden, chunk_pooled = _encode_chunk(encoder, chunk, clip_skip, sdxl, device)
-        hidden_states.append(hidden)
-        pooled = chunk_pooled if pooled is None else pooled
-    return torch.cat(hidden_states, dim=1), pooled
+        key = (tuple(chunk.tokens), tuple(chunk.weights))
+        if key not in done:
+            done[key] = _encode_chunk(encoder, chunk, clip_skip, sdxl, device)
+    encoded = [done[(tuple(c.tokens), tuple(c.weights))] for c in chunks]
+    return torch.cat([hidden for hidden, _ in encoded], dim=1), encoded[0][1]
 
 
 def _encode_chunk(encoder: _Encoder, chunk: Chunk, clip_skip: int, sdxl: bool, device: Any) -> tuple[Any, Any]:
