@@ -32,6 +32,7 @@ from sdstudio.engine.events import (
 )
 from sdstudio.engine.parameters import PARAMETERS, Mode, Param, check
 from sdstudio.engine.request import BUILTIN_MODEL, GenerationRequest, ImageData, Inputs, ModelRef
+from sdstudio.imaging_outpaint import Growth, Infill
 
 BAR_WIDTH = 30
 _NUMBERED = re.compile(r"^(\d+)-")
@@ -58,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
             _add_option(p, param)
     p.add_argument("--init", type=Path, help="init image for img2img and inpaint")
     p.add_argument("--mask", type=Path, help="inpaint mask, white = repaint")
+    p.add_argument("--outpaint", metavar="LEFT,TOP,RIGHT,BOTTOM", type=_growth,
+                   help="grow the --init picture by these pixels and paint the new area (inpaint, only masked)")
+    p.add_argument("--infill", choices=[i.value for i in Infill], default=Infill.EDGE.value,
+                   help="first guess for the new area with --outpaint (default: edge)")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best present)")
     p.add_argument("--dtype", help="float16, bfloat16 or float32 (default: fp16 on GPU, fp32 on CPU)")
     p.add_argument("--allow-pickle", action="store_true",
@@ -123,15 +128,53 @@ def request_from_args(args: argparse.Namespace, capabilities: Capabilities) -> G
         except UnicodeEncodeError:
             raise UsageError(f"the {name.replace('_', ' ')} is not valid UTF-8 text") from None
     fields["mode"] = Mode(args.mode) if args.mode else Mode.INPAINT if args.mask else Mode.IMG2IMG if args.init else Mode.TXT2IMG
+    if args.outpaint:
+        if fields["mode"] is not Mode.INPAINT and args.mode:
+            raise UsageError(f"--outpaint inpaints; it cannot run in {args.mode} mode")
+        fields |= {"mode": Mode.INPAINT, "inpaint_only_masked": True}
     problems = check(fields)
     if problems:
         raise UsageError(" ".join(problems))
     samplers = capabilities.samplers
     if fields["sampler"] not in samplers:
         raise UsageError(f"unknown sampler {fields['sampler']!r}; choose one of: {', '.join(samplers)}")
-    inputs = Inputs(_read_image(args.init, "init image"), _read_image(args.mask, "mask"))
+    if args.outpaint:
+        inputs = _outpaint_inputs(args, fields)
+    else:
+        inputs = Inputs(_read_image(args.init, "init image"), _read_image(args.mask, "mask"))
     model = ModelRef(args.model, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
     return GenerationRequest.create(model=model, inputs=inputs, **fields)
+
+
+def _growth(text: str) -> Growth:
+    try:
+        return Growth.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _outpaint_inputs(args: argparse.Namespace, fields: dict) -> Inputs:
+    """The grown, infilled picture and its seam mask; without --width/--height the crop is
+    drawn at its own size, so the cost follows the new area (sets them in `fields`)."""
+    from sdstudio.imaging import to_rgb
+    from sdstudio.imaging_outpaint import generation_size, grow, outpaint_mask
+
+    if args.init is None or args.mask is not None:
+        raise UsageError("--outpaint needs --init and makes its own mask (leave out --mask)")
+    init = to_rgb(_read_image(args.init, "init image").open())
+    try:
+        args.outpaint.check(init.size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    seed = fields.get("seed", -1)
+    grown = grow(init, args.outpaint, Infill(args.infill), seed=max(seed, 0))
+    mask = outpaint_mask(init.size, args.outpaint)
+    # The engine blurs the mask (reaching about 3 radii) and adds the padding around it.
+    margin = fields["inpaint_padding"] + 3 * fields["mask_blur"]
+    width, height = generation_size(mask, margin)
+    fields.setdefault("width", width)
+    fields.setdefault("height", height)
+    return Inputs(ImageData.from_pil(grown), ImageData.from_pil(mask))
 
 
 def _read_image(path: Path | None, what: str) -> ImageData | None:
