@@ -45,10 +45,9 @@ CPU_FLOAT16_REFUSAL = (
 # /proc/cpuinfo flags of CPUs with bfloat16 arithmetic that PyTorch's CPU kernels (oneDNN) use:
 # Intel AMX and AVX-512 BF16 on x86, FEAT_BF16 ("bf16" in "Features") on ARM (Graviton 3 on).
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})
-# Even there bf16 pays off only for wide layers. On an AMX CPU (bench/bench_load.py) a full-size
-# SD 1.5 UNet steps about 5x faster in bf16 and one narrowed to 57 M weights ~1.4x, while the
-# built-in model and the test models (1-2 M) run no faster and would only lose float32's
-# precision, in which the built-in model was evaluated. Real SD models have 1e9 weights and more.
+# Even there bf16 pays off only for wide layers. On an AMX CPU (bench/bench_load.py) SD 1.5's
+# UNet steps about 3x faster in bf16 and one narrowed to 57 M weights 1.6x, while the built-in
+# model and the test models (1-2 M weights) run about half as fast. Real SD models have 1e9+.
 CPU_BF16_MIN_WEIGHTS = 50_000_000
 
 
