@@ -98,11 +98,48 @@ def open_studio(args: list[str]) -> Studio:
     asyncio.set_event_loop(loop)
     backends: list[Backend] = []
 
+    def backend_for(url: str, token: str) -> Backend:
+        """The ComfyUI server at `url`, or this computer when `url` is ""."""
+        if url:
+            from sdstudio.engine.comfy import comfy_backend
+
+            return comfy_backend(url, token or None)
+        return local_backend(device=options.device, dtype=options.dtype)
+
     def make_backend() -> Backend:
-        backends.append(local_backend(device=options.device, dtype=options.dtype))
+        from sdstudio.engine.comfy.routing import SwitchableBackend
+
+        settings = window.settings
+        try:
+            backend = backend_for(settings.server, settings.server_token)
+        except ValueError as exc:  # a settings file with an address that is no URL
+            window.report(f"{exc} Generating on this computer instead.", cause="server")
+            settings.remember_server("")
+            backend = backend_for("", "")
+        backends.append(SwitchableBackend(backend))
+        window.status.set_server(settings.server)
         return backends[-1]
 
+    def use_server(url: str, token: str) -> None:
+        """Model ▸ Connect to server… / Generate on this computer: switch, then load the
+        server's first checkpoint (or the built-in model), off the Qt loop."""
+        from sdstudio.engine.comfy.client import normalized_url
+
+        try:
+            url = normalized_url(url) if url else ""
+        except ValueError as exc:
+            window.report(str(exc), cause="server")
+            return
+        window.settings.remember_server(url, token)
+        window.model_menu.set_servers(window.settings.recent_servers, url, token)
+        if window.controller.backend_started:  # else make_backend reads the new choice
+            backends[-1].switch(backend_for(url, token))  # type: ignore[attr-defined]
+            window.status.set_server(url)
+        loop.create_task(_load_first_model(window, url))
+
     window = MainWindow(SettingsStore(options.settings), make_backend, startup_model=options.model)
+    window.model_menu.set_servers(window.settings.recent_servers, window.settings.server, window.settings.server_token)
+    window.model_menu.server_chosen.connect(use_server)
     route_unexpected(window.report, loop)
     install_canvas(window)
     # A separate settings file is a separate profile: its history sits beside it.
@@ -111,6 +148,24 @@ def open_studio(args: list[str]) -> Studio:
     window.show()
     when_exposed(window, window.start)
     return Studio(app, loop, window, backends)
+
+
+async def _load_first_model(window: MainWindow, url: str) -> None:
+    """After a switch: the server's first checkpoint (the built-in model for this computer),
+    and the samplers the new backend runs. The listing is asked on a thread."""
+    import asyncio
+
+    from sdstudio.engine.request import BUILTIN_MODEL, ModelRef
+
+    backend = window.controller.jobs.backend
+    models, capabilities = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: (backend.list_models(), backend.capabilities())
+    )
+    if url and not models:
+        window.report(f"The server at {url} lists no checkpoints, or cannot be reached.", cause="server")
+        return
+    window.params.set_samplers(list(capabilities.samplers))
+    window.load_model(models[0] if url else ModelRef(BUILTIN_MODEL))
 
 
 def run_window(args: list[str]) -> int:

@@ -17,6 +17,7 @@ from sdstudio.fileio import write_atomic
 
 SETTINGS_VERSION = 1
 RECENT_MODELS_LIMIT = 8
+RECENT_SERVERS_LIMIT = 8
 
 
 @dataclass
@@ -31,6 +32,18 @@ class Settings:
     # QMainWindow.saveGeometry() / saveState() as base64, opaque to this module.
     window_geometry: str = ""
     window_state: str = ""
+    # The ComfyUI server that generates ("" = this computer), its token for a proxy (kept in
+    # this file as typed), and the servers used before, newest first.
+    server: str = ""
+    server_token: str = ""
+    recent_servers: list[str] = field(default_factory=list)
+
+    def remember_server(self, url: str, token: str = "") -> None:
+        """Generate on `url` from now on ("" = this computer); a server joins the recent ones."""
+        self.server, self.server_token = url, token if url else ""
+        if url:
+            self.recent_servers = [url] + [s for s in self.recent_servers if s != url]
+            del self.recent_servers[RECENT_SERVERS_LIMIT:]
 
     def remember_model(self, source: str) -> None:
         """Make `source` the current model and the first of the recent models."""
@@ -84,6 +97,7 @@ def _from_json(data: Any) -> Settings:
         elif not isinstance(value, expected):
             raise TypeError(f"'{f.name}' must be a {expected.__name__}")
         values[f.name] = value
-    if not all(isinstance(s, str) for s in values["recent_models"]):
-        raise TypeError("'recent_models' must be a list of strings")
+    for name in ("recent_models", "recent_servers"):
+        if not all(isinstance(s, str) for s in values[name]):
+            raise TypeError(f"'{name}' must be a list of strings")
     return Settings(**values)

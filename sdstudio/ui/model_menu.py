@@ -20,6 +20,8 @@ class ModelMenu(QMenu):
 
     # The person picked a model to load: (ModelRef).
     model_chosen = Signal(object)
+    # Generate on this ComfyUI server from now on: (url, token); "" = this computer.
+    server_chosen = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("&Model", parent)
@@ -29,12 +31,29 @@ class ModelMenu(QMenu):
         self.addSeparator()
         self.recent = self.addMenu("&Recent models")
         self._recent: list[str] = []
+        self.addSeparator()
+        self.addAction("Connect to &server…", self._connect_server)
+        self.local = self.addAction("Generate on &this computer", lambda: self.server_chosen.emit("", ""))
+        self._servers: list[str] = []
+        self._server = ("", "")
         self.aboutToShow.connect(self._refresh)
         self._refresh()
 
     def set_recent(self, sources: list[str]) -> None:
         self._recent = list(sources)
         self._refresh()
+
+    def set_servers(self, recent: list[str], url: str, token: str) -> None:
+        """The servers used before (newest first) and the one in use ("" = this computer)."""
+        self._servers, self._server = list(recent), (url, token)
+        self.local.setEnabled(bool(url))
+
+    def _connect_server(self) -> None:
+        from sdstudio.ui.server_dialog import ServerDialog
+
+        dialog = ServerDialog(self._servers, *self._server, parent=self.parentWidget())
+        if dialog.exec() == ServerDialog.DialogCode.Accepted and dialog.values()[0]:
+            self.server_chosen.emit(*dialog.values())
 
     def choose(self, source: str) -> None:
         self.model_chosen.emit(ModelRef(source))

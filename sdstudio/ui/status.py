@@ -59,12 +59,19 @@ class StudioStatusBar(QStatusBar):
         self.model = QLabel()
         self.device = QLabel()
         self.dtype = QLabel()
+        self.where = QLabel()
         self.addWidget(self.activity, 1)
         self.addPermanentWidget(self.progress)
-        for label in (self.model, self.device, self.dtype):
+        for label in (self.where, self.model, self.device, self.dtype):
             self.addPermanentWidget(label)
         self._clock = StepClock()
         self.set_model(None)
+        self.set_server("")
+
+    def set_server(self, url: str) -> None:
+        """Where images are made: this computer ("") or the server at `url`."""
+        self.where.setText(f"Remote: {url}" if url else "Local")
+        self.where.setToolTip(f"Generating on the ComfyUI server at {url}" if url else "Generating on this computer")
 
     def set_activity(self, text: str, progress: float | None = None) -> None:
         """A message about the engine; with `progress` (0..1) the bar shows it too."""

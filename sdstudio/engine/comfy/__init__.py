@@ -35,3 +35,19 @@ def connect(url: str, token: str | None = None) -> ComfyBackend:
         backend.shutdown()
         raise ConnectionError(str(exc)) from exc
     return backend
+
+
+def probe(url: str, token: str | None = None) -> str:
+    """A line about the server at `url` (version, device, checkpoints), for a connection test.
+    Raises ConnectionError with a sentence for a person."""
+    from sdstudio.engine.comfy.client import ComfyError
+
+    backend = connect(url, token)
+    try:
+        line = backend.check_connection()
+        count = len(backend.list_models())
+    except ComfyError as exc:
+        raise ConnectionError(str(exc)) from exc
+    finally:
+        backend.shutdown()
+    return f"{line}, {count} checkpoint{'s' if count != 1 else ''}."
