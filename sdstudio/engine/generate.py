@@ -84,7 +84,7 @@ def plan_generation(model: LoadedModel, request: GenerationRequest, prepared: Pr
         steps += hires.steps * extent.batch_size
     first = sampling.seed if sampling.seed >= 0 else random.randint(0, MAX_SEED)
     seeds = seeds_for(first, extent.batch_size * extent.batch_count)
-    notices = list(prepared.notices)
+    notices = [*prepared.notices, *_extra_network_notices(request)]
     return GenerationPlan(request, pipe, kwargs, steps, seeds, prepared.paste_back, notices, hires)
 
 
@@ -114,6 +114,18 @@ def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prep
     if "height" in inspect.signature(pipe.__call__).parameters:
         kwargs["height"], kwargs["width"] = extent.height, extent.width
     return kwargs
+
+
+def _extra_network_notices(request: GenerationRequest) -> list[str]:
+    """A1111's `<lora:…>` tags name files, not words: the encoder never reads them, and until
+    such files load the person is told they had no effect rather than left to guess."""
+    from sdstudio.engine.prompts import split_extra_networks
+
+    prompt = request.prompt
+    tags = [tag for text in (prompt.prompt, prompt.negative_prompt) for tag in split_extra_networks(text)[1]]
+    if not tags:
+        return []
+    return [f"{', '.join(tags)}: LoRAs and other extra networks are not supported yet; the tags were left out."]
 
 
 def _prompt_kwargs(pipe: Any, request: GenerationRequest) -> dict[str, Any]:

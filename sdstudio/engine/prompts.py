@@ -94,6 +94,16 @@ def parse_prompt(prompt: str) -> list[list[Weighted]]:
     return [section or [("", 1.0)] for section in sections]
 
 
+_EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")
+
+
+def split_extra_networks(prompt: str) -> tuple[str, list[str]]:
+    """The prompt without A1111's extra-network tags (`<lora:name:0.8>`, `<hypernet:…>`),
+    which name files to load rather than words to encode, and the tags taken out."""
+    tags = [match.group(0) for match in _EXTRA_NETWORK.finditer(prompt)]
+    return _EXTRA_NETWORK.sub("", prompt), tags
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -117,9 +127,10 @@ def chunk_prompt(prompt: str, tokenize: Tokenize, comma: int) -> list[Chunk]:
     """The prompt's tokens in chunks of at most CHUNK_LENGTH, as A1111 splits them: a new
     chunk at each BREAK and when one is full, moving the words after a recent comma along
     with it. `tokenize` maps texts to token ids without special tokens; `comma` is the id of
-    ",". Always at least one chunk (an empty prompt is one empty chunk)."""
+    ",". Extra-network tags are left out. Always at least one chunk (an empty prompt is one
+    empty chunk)."""
     chunks: list[Chunk] = []
-    sections = parse_prompt(prompt)
+    sections = parse_prompt(split_extra_networks(prompt)[0])
     for number, section in enumerate(sections, 1):
         chunk = Chunk()
         last_comma = -1  # index in chunk.tokens of its last comma

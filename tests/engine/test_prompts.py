@@ -11,6 +11,7 @@ from sdstudio.engine.prompts import (
     chunk_prompt,
     nudge_weight,
     parse_prompt,
+    split_extra_networks,
     token_counts,
 )
 
@@ -135,3 +136,9 @@ def test_the_pure_tokenizer_matches_clips():
     assert bundled_tokenizer().tokenize(texts) == reference(texts, add_special_tokens=False).input_ids
     assert prompt_token_counts("word, " * 100) == [75, 75, 50]
     assert prompt_token_counts("(a lighthouse:1.3) BREAK [at dusk]") == [2, 2]
+
+
+def test_extra_network_tags_are_taken_out_of_the_text():
+    assert split_extra_networks("a cat <lora:film_grain-v2:0.8>, <hypernet:x:1> <not a tag>") == (
+        "a cat ,  <not a tag>", ["<lora:film_grain-v2:0.8>", "<hypernet:x:1>"])
+    assert counts("<lora:style:1> a cat") == counts("a cat") == [2]
