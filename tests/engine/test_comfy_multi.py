@@ -1,0 +1,73 @@
+"""Several ComfyUI servers as one backend: jobs go to idle servers side by side, each job's
+batches stay in order on one server, pending jobs cancel at once (two real servers)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sdstudio.engine.comfy.backend import ComfyBackend
+from sdstudio.engine.comfy.routing import MultiBackend
+from sdstudio.engine.events import Cancelled, Finished, JobState, Started
+from sdstudio.engine.request import GenerationRequest, ModelRef
+from tests.contract.comfy_server import CHECKPOINT, shared_server, start_server
+
+TIMEOUT = 180
+
+
+def request(**fields) -> GenerationRequest:
+    fields = {"prompt": "a fig", "steps": 4, "width": 64, "height": 64, "seed": 1} | fields
+    return GenerationRequest.create(model=ModelRef(CHECKPOINT), **fields)
+
+
+@pytest.fixture(scope="module")
+def multi():
+    second = start_server()
+    backend = MultiBackend([ComfyBackend(shared_server().url), ComfyBackend(second.url)])
+    yield backend
+    backend.shutdown()
+    second.stop()
+
+
+@pytest.mark.slow
+def test_jobs_run_side_by_side_on_idle_servers_and_batches_keep_their_order(multi):
+    spans: dict[int, list[float]] = {}
+    events: dict[int, list] = {}
+
+    def listener(k: int):
+        def on_event(event) -> None:
+            events[k].append(event)
+            if isinstance(event, Started | Finished):
+                spans[k].append(time.monotonic())
+        return on_event
+
+    jobs = []
+    for k in range(4):
+        spans[k], events[k] = [], []
+        jobs.append(multi.submit(request(seed=10 * k, batch_count=2), listener(k)))
+    assert all(job.wait(TIMEOUT) for job in jobs)
+    for k, job in enumerate(jobs):
+        assert isinstance(events[k][-1], Finished) and job.state is JobState.DONE
+        assert events[k][-1].seeds == (10 * k, 10 * k + 1)
+    servers = {job.server.url for job in jobs}
+    assert len(servers) == 2
+    # Two jobs on different servers ran at the same time.
+    a, b = next((i, j) for i in range(4) for j in range(4) if jobs[i].server is not jobs[j].server)
+    assert spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
+    states = multi.server_states()
+    assert [s[0] for s in states] == [s.url for s in multi.servers] and all(s[1] for s in states)
+
+
+def test_a_pending_job_cancels_at_once_and_a_seed_makes_the_same_image_on_every_server(multi):
+    outcomes: list[list] = [[] for _ in multi.servers]
+    first = [multi.submit(request(seed=5, steps=6), outcomes[k].append) for k in range(len(multi.servers))]
+    waiting: list = []
+    pending = multi.submit(request(), waiting.append)
+    assert pending in multi.pending_jobs()
+    multi.cancel(pending)
+    assert [type(e) for e in waiting] == [Cancelled] and pending.state is JobState.CANCELLED
+    assert all(job.wait(TIMEOUT) for job in first)
+    assert {job.server.url for job in first} == {s.url for s in multi.servers}
+    images = [events[-1].images[0].tobytes() for events in outcomes]
+    assert images[0] == images[1]
