@@ -1,0 +1,60 @@
+"""Requests as ComfyUI graphs, sampler names, addresses and tokens (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sdstudio.engine.comfy.client import auth_headers, normalized_url
+from sdstudio.engine.comfy.graphs import (
+    SAMPLERS,
+    Uploaded,
+    batch_graph,
+    sampler_plan,
+    server_samplers,
+)
+from sdstudio.engine.request import GenerationRequest, Mode
+
+
+def info(samplers: list[str], schedulers: list[str]) -> dict:
+    spec = {"sampler_name": [samplers], "scheduler": [schedulers]}
+    return {"KSampler": {"input": {"required": spec}}}
+
+
+def test_sampler_names_the_server_lacks_are_hidden():
+    names = server_samplers(info(["euler", "euler_ancestral", "dpmpp_2m"], ["normal"]))
+    assert names == ["Euler a", "Euler", "DPM++ 2M"]  # no Karras schedule on this server
+    assert "DPM++ 2M Karras" in server_samplers(info(["dpmpp_2m"], ["normal", "karras"]))
+    assert server_samplers({}) == []
+    assert SAMPLERS["DPM++ 2M Karras"] == ("dpmpp_2m", "karras")
+
+
+@pytest.mark.parametrize(("steps", "strength", "run"), [(20, 1.0, 20), (20, 0.5, 10), (3, 0.75, 2), (3, 0.1, 0)])
+def test_image_modes_run_the_last_strength_part_of_the_schedule(steps, strength, run):
+    request = GenerationRequest.create(mode=Mode.IMG2IMG, steps=steps, strength=strength)
+    count, denoise = sampler_plan(request)
+    assert count == run
+    if run:
+        assert int(count / denoise) == steps  # KSampler's schedule is the whole `steps` one
+
+
+def test_each_image_of_a_batch_has_its_own_sampler_chain_and_seed():
+    request = GenerationRequest.create(mode=Mode.INPAINT, steps=4, cfg_scale=6.0, sampler="Euler a")
+    built = batch_graph(request, "m.safetensors", [7, 8], (64, 72), Uploaded("i.png", "m.png"))
+    graph = built.graph
+    assert [graph[n]["inputs"]["seed"] for n in built.samplers] == [7, 8]
+    assert all(graph[n]["inputs"]["latent_image"] == ["masked", 0] for n in built.samplers)
+    assert graph["mask"]["inputs"] == {"image": "m.png", "channel": "red"}
+    assert [graph[n]["class_type"] for n in built.outputs] == ["SaveImageWebsocket"] * 2
+    txt = batch_graph(request.replace(mode=Mode.TXT2IMG), "m", [1], (64, 72), Uploaded(), websocket_output=False)
+    assert txt.graph["latent"]["inputs"] == {"width": 64, "height": 72, "batch_size": 1}
+    assert txt.graph[txt.outputs[0]]["class_type"] == "PreviewImage"
+
+
+def test_addresses_and_tokens():
+    assert normalized_url(" gpu-box:8188/ ") == "http://gpu-box:8188"
+    assert normalized_url("https://example.org/comfy/") == "https://example.org/comfy"
+    with pytest.raises(ValueError, match="not a server address"):
+        normalized_url("ftp://x")
+    assert auth_headers(None) == {}
+    assert auth_headers("abc") == {"Authorization": "Bearer abc"}
+    assert auth_headers("X-Api-Key: k1") == {"X-Api-Key": "k1"}
