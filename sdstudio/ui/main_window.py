@@ -187,7 +187,7 @@ class MainWindow(QMainWindow):
         """Start the engine and load the start-up model; the window is already showing."""
         if self._startup_model == BUILTIN_MODEL and not builtin_model_available():
             self.status.set_activity("No model loaded")
-            self.report(f"The built-in model is not installed (resources/models/builtin). {NO_MODEL_HELP}", level=Level.WARNING, cause="model")
+            self.report(f"The built-in model is not installed (sdstudio/resources/models/builtin). {NO_MODEL_HELP}", level=Level.WARNING, cause="model")
             return
         self.status.set_activity("Loading engine…")
         self.load_model(ModelRef(self._startup_model))
