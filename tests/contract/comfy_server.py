@@ -2,8 +2,8 @@
 `../shared/comfyui/install.sh`, given the reduced random-weight SD1.5 checkpoint, started on
 free loopback ports and stopped by PID.
 
-`shared_server()` is one server for the whole test process (stopped at exit); tests that
-kill a server start their own with `start_server()`. Outside CI a machine that cannot install
+`shared_server()` is one server for the whole test process (stopped at exit), and
+`shared_server(1)` a second one for the tests of several servers and of a server lost. Outside CI a machine that cannot install
 ComfyUI skips these tests; with CI=true they fail instead.
 """
 
@@ -118,12 +118,18 @@ def start_server(port: int | None = None) -> Server:
     raise AssertionError("unreachable")
 
 
-_shared: list[Server] = []
+_shared: dict[int, Server] = {}
 
 
-def shared_server() -> Server:
-    """One server for every test of this process, started on first use."""
-    if not _shared or _shared[0].process.poll() is not None:
-        _shared[:] = [start_server()]
-        atexit.register(_shared[0].stop)
-    return _shared[0]
+def shared_server(slot: int = 0) -> Server:
+    """Server number `slot` shared by every test of this process (a second one for the tests
+    of several servers), started on first use and stopped at exit. A test that kills one
+    hands its replacement back with `replace_shared`."""
+    if slot not in _shared or _shared[slot].process.poll() is not None:
+        _shared[slot] = start_server()
+        atexit.register(lambda: _shared[slot].stop())
+    return _shared[slot]
+
+
+def replace_shared(slot: int, server: Server) -> None:
+    _shared[slot] = server

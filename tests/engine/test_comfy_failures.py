@@ -12,7 +12,13 @@ from sdstudio.engine.comfy.backend import ComfyBackend
 from sdstudio.engine.comfy.client import ComfyError
 from sdstudio.engine.events import ErrorKind, Failed, Finished, Step
 from sdstudio.engine.request import GenerationRequest, ModelRef
-from tests.contract.comfy_server import CHECKPOINT, free_port, shared_server, start_server
+from tests.contract.comfy_server import (
+    CHECKPOINT,
+    free_port,
+    replace_shared,
+    shared_server,
+    start_server,
+)
 
 TIMEOUT = 120
 
@@ -123,7 +129,7 @@ def test_images_can_come_by_history_and_view(server):
 
 @pytest.mark.slow
 def test_a_server_lost_mid_job_fails_it_and_the_backend_reconnects_to_the_restarted_one():
-    server = start_server()
+    server = shared_server(1)
     backend = ComfyBackend(server.url)
     try:
         assert isinstance(run(backend, request(steps=1))[-1], Finished)  # the model is loaded
@@ -139,7 +145,7 @@ def test_a_server_lost_mid_job_fails_it_and_the_backend_reconnects_to_the_restar
         assert "Lost the connection" in events[-1].message and server.url in events[-1].message
 
         server = start_server(port=int(server.url.rsplit(":", 1)[1]))
+        replace_shared(1, server)
         assert isinstance(run(backend, request(steps=1, seed=5))[-1], Finished)
     finally:
         backend.shutdown()
-        server.stop()

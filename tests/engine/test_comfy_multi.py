@@ -11,7 +11,7 @@ from sdstudio.engine.comfy.backend import ComfyBackend
 from sdstudio.engine.comfy.routing import MultiBackend
 from sdstudio.engine.events import Cancelled, Finished, JobState, Started
 from sdstudio.engine.request import GenerationRequest, ModelRef
-from tests.contract.comfy_server import CHECKPOINT, shared_server, start_server
+from tests.contract.comfy_server import CHECKPOINT, shared_server
 
 TIMEOUT = 180
 
@@ -23,11 +23,9 @@ def request(**fields) -> GenerationRequest:
 
 @pytest.fixture(scope="module")
 def multi():
-    second = start_server()
-    backend = MultiBackend([ComfyBackend(shared_server().url), ComfyBackend(second.url)])
+    backend = MultiBackend([ComfyBackend(shared_server().url), ComfyBackend(shared_server(1).url)])
     yield backend
     backend.shutdown()
-    second.stop()
 
 
 @pytest.mark.slow
