@@ -43,6 +43,8 @@ class Capabilities:
     min_side: int = int(BY_NAME["width"].minimum or 64)
     max_side: int = int(BY_NAME["width"].maximum or 4096)
     max_batch_size: int = int(BY_NAME["batch_size"].maximum or 1)
+    # Installed upscaler models: besides the built-in methods, what `hires_upscaler` may name.
+    upscalers: tuple[str, ...] = ()
 
 
 class JobHandle(Protocol):

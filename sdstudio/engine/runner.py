@@ -133,12 +133,14 @@ class Engine:
 
     def capabilities(self) -> Capabilities:
         from sdstudio.engine.schedulers import available_samplers
+        from sdstudio.engine.upscalers import list_upscalers
 
         return Capabilities(
             name="this computer",
             samplers=tuple(available_samplers()),
             families=frozenset(Family),
             features=frozenset(Feature),
+            upscalers=tuple(list_upscalers()),
         )
 
     @property

@@ -202,3 +202,11 @@ def test_cli_upscale_without_a_model_uses_lanczos_and_refuses_bad_input(tmp_path
     assert upscale_main([str(source), "--model", "nowhere.safetensors", "--out", str(tmp_path / "o4")]) == 2
     assert "nowhere.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
+
+
+def test_the_engine_lists_installed_upscalers_in_its_capabilities(engine, tmp_path, monkeypatch):
+    monkeypatch.setenv(FOLDER_ENV, str(tmp_path))
+    assert engine.capabilities().upscalers == ()
+    save_model(tmp_path, "2x-tiny.safetensors", _compact(2))
+    save_model(tmp_path, "old.pth", _compact(2))  # pickles need the request's opt-in: not offered
+    assert engine.capabilities().upscalers == ("2x-tiny.safetensors",)
