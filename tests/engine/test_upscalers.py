@@ -42,6 +42,14 @@ def _compact(scale: int) -> torch.nn.Module:
     return Compact(num_feat=8, num_conv=2, upscale=scale)
 
 
+def _swinir(scale: int) -> torch.nn.Module:
+    _spandrel()
+    from spandrel.architectures.SwinIR import SwinIR
+
+    return SwinIR(img_size=16, embed_dim=12, depths=[1, 1], num_heads=[2, 2], window_size=4, mlp_ratio=2.0,
+                  upscale=scale, upsampler="pixelshuffle")
+
+
 def save_model(folder: Path, name: str, net: torch.nn.Module) -> Path:
     torch.manual_seed(0)
     for p in net.parameters():  # random weights near identity-ish scale keep outputs in range
@@ -60,7 +68,7 @@ def picture(width: int = 50, height: int = 37, seed: int = 1) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
-@pytest.mark.parametrize(("make", "scale"), [(_esrgan, 4), (_esrgan, 2), (_compact, 2)])
+@pytest.mark.parametrize(("make", "scale"), [(_esrgan, 4), (_esrgan, 2), (_compact, 2), (_swinir, 2)])
 def test_models_of_real_architectures_load_by_name_and_enlarge(tmp_path, make, scale):
     save_model(tmp_path, f"x{scale}.safetensors", make(scale))
     model = load_upscaler(f"x{scale}.safetensors", folder=tmp_path)
