@@ -24,6 +24,9 @@ from typing import Any
 
 from sdstudio.engine.prompts import CHUNK_LENGTH, Chunk, chunk_prompt
 
+# The smallest mean, relative to the mean magnitude, that the emphasis rescale divides by.
+_MEAN_FLOOR = 1e-3
+
 
 @dataclass(frozen=True)
 class _Encoder:
@@ -135,4 +138,9 @@ def _weighted(hidden: Any, weights: Any) -> Any:
     weights shift attention between tokens rather than the overall strength."""
     before = hidden.mean()
     hidden = hidden * weights.reshape(1, -1, 1)
-    return hidden * (before / hidden.mean())
+    after = hidden.mean()
+    # A mean near zero (a final LayerNorm without bias, as in the tiny test models) makes the
+    # ratio noise, or infinite: the weighted values then stand as they are.
+    if before * after <= 0 or after.abs() < _MEAN_FLOOR * hidden.abs().mean():
+        return hidden
+    return hidden * (before / after)

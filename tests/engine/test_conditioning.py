@@ -39,11 +39,26 @@ def test_a_plain_prompt_is_bitwise_the_pipelines_own_encoding(pipes, family, pro
         assert torch.equal(tensor, own), name
 
 
+@pytest.fixture
+def trained_norm(pipes):
+    """The SD1 pipeline with a final LayerNorm bias, as a trained CLIP has: the tiny model's
+    zero bias makes every embedding's mean about 0, where no rescale is meaningful."""
+    norm = pipes["sd1"].text_encoder.final_layer_norm
+    with torch.no_grad():
+        norm.bias.fill_(0.25)
+    yield
+    with torch.no_grad():
+        norm.bias.zero_()
+
+
+def weigh(pipe, prompt):
+    return prompt_embeddings(pipe, prompt, "")["prompt_embeds"]
+
+
 @pytest.mark.parametrize("family", ["sd1", "sdxl"])
-def test_a_weight_scales_its_token_then_the_mean_is_restored(pipes, family):
+def test_a_weight_scales_its_token_then_the_mean_is_restored(pipes, trained_norm, family):
     pipe = pipes[family]
-    plain = prompt_embeddings(pipe, "red cat", "")["prompt_embeds"]
-    weighted = prompt_embeddings(pipe, "(red:1.5) cat", "")["prompt_embeds"]
+    plain, weighted = weigh(pipe, "red cat"), weigh(pipe, "(red:1.5) cat")
     # A1111: z * weights, then * (mean before / mean after), for each encoder's part on its own.
     widths = [e.config.hidden_size for e in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if e]
     parts = []
@@ -54,9 +69,21 @@ def test_a_weight_scales_its_token_then_the_mean_is_restored(pipes, family):
         parts.append(scaled * (part.mean() / scaled.mean()))
     assert torch.allclose(weighted, torch.cat(parts, dim=-1), atol=1e-6)
     assert not torch.allclose(weighted[0, 1], plain[0, 1])
+    assert abs(weighted.mean() - plain.mean()) < 1e-6
     if family == "sdxl":  # the pooled embedding is the encoder's, weights apply to the sequence only
         assert torch.equal(prompt_embeddings(pipe, "(red:1.5) cat", "")["pooled_prompt_embeds"],
                            prompt_embeddings(pipe, "red cat", "")["pooled_prompt_embeds"])
+
+
+def test_no_rescale_by_a_mean_of_about_zero(pipes):
+    """Many weighted tokens on the tiny SD1 model once made the mean exactly 0.0 and the
+    embeddings infinite (NaN pictures)."""
+    pipe = pipes["sd1"]
+    prompt = "(red:1.3) apple, " * 30 + " BREAK [sky]"
+    embeds = prompt_embeddings(pipe, prompt, "blurry", clip_skip=2)["prompt_embeds"]
+    assert torch.isfinite(embeds).all()
+    plain = prompt_embeddings(pipe, prompt.replace("(red:1.3)", "red").replace("[sky]", "sky"), "", clip_skip=2)
+    assert embeds.abs().max() < 2 * plain["prompt_embeds"].abs().max()
 
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl"])
