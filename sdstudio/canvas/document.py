@@ -5,6 +5,8 @@ No widget lives here: the view draws a document and turns mouse input into strok
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, QPointF, QRect, QSize, Signal
@@ -21,6 +23,9 @@ from sdstudio.canvas.convert import (
     qimage_to_pil_rgb,
 )
 from sdstudio.canvas.undo import UndoStack
+from sdstudio.imaging_outpaint import Growth, Infill, grow, outpaint_mask
+
+GROW_LABEL = "Grow canvas"
 
 
 def _region(values: np.ndarray, rect: QRect) -> np.ndarray:
@@ -33,6 +38,15 @@ def _bounds(changed: np.ndarray) -> QRect:
     if rows.size == 0:
         return QRect()
     return QRect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
+@dataclass
+class _Canvas:
+    """A whole canvas set aside by a growth (or its undo), with the undo history of its size."""
+
+    image: QImage
+    mask: QImage
+    undo: UndoStack
 
 
 class CanvasDocument(QObject):
@@ -56,6 +70,10 @@ class CanvasDocument(QObject):
         # here at its end, so painting never copies anything per mouse event.
         self._settled = np.zeros((0, 0), np.uint8)
         self._undo = UndoStack()
+        # Mask edits are rectangles of one size; a growth changes the size, so each growth
+        # sets the smaller canvas aside with its own history, and undoing it brings both back.
+        self._before_growth: list[_Canvas] = []
+        self._undone_growth: list[_Canvas] = []  # for redo
         self._stroke_rect: QRect | None = None
         self._stroke_last = QPointF()
         self._stroke_brush = Brush()
@@ -120,6 +138,36 @@ class CanvasDocument(QObject):
         self._values = pixels(mask)
         self._settled = self._values.copy()
         self._undo.clear()  # recorded rectangles belong to the old mask
+        self._before_growth.clear()
+        self._undone_growth.clear()
+        self.history_changed.emit()
+
+    # ---- growing (outpainting) ------------------------------------------------------------
+
+    def grow(self, growth: Growth, infill: Infill = Infill.EDGE) -> None:
+        """Enlarge the canvas by `growth`: the new area is filled by `infill` and added to the
+        mask with a feathered seam (the mask painted so far is kept); undoable. Raises
+        ValueError past the largest side."""
+        if not self.has_image() or self.is_stroking() or growth.is_empty():
+            return
+        old = self.image()
+        grown = grow(old, growth, infill)
+        mask = np.asarray(outpaint_mask(old.size, growth)).copy()
+        kept = mask[growth.top : growth.top + old.height, growth.left : growth.left + old.width]
+        np.maximum(kept, self._values, out=kept)
+        self._before_growth.append(self._set_aside())
+        self._undone_growth.clear()
+        self._bring_back(_Canvas(pil_to_qimage(grown), pil_to_mask(Image.fromarray(mask)), UndoStack()))
+
+    def _set_aside(self) -> _Canvas:
+        return _Canvas(self._image, self._mask, self._undo)
+
+    def _bring_back(self, canvas: _Canvas) -> None:
+        self._image, self._mask, self._undo = canvas.image, canvas.mask, canvas.undo
+        self._values = pixels(self._mask)
+        self._settled = self._values.copy()
+        self.replaced.emit(self._image.size())
+        self.changed.emit(QRect(0, 0, self._image.width(), self._image.height()))
         self.history_changed.emit()
 
     # ---- strokes --------------------------------------------------------------------------
@@ -183,20 +231,31 @@ class CanvasDocument(QObject):
     def _record(self, rect: QRect, label: str) -> None:
         settled = _region(self._settled, rect)
         self._undo.push(rect, settled, label)
+        self._undone_growth.clear()  # a new edit forgets the redo branch, growths included
         settled[:] = _region(self._values, rect)
         self.history_changed.emit()
 
     # ---- undo -----------------------------------------------------------------------------
 
     def undo(self) -> None:
-        """Undo the latest stroke or mask edit, restoring its pixels exactly."""
-        if not self.is_stroking():
+        """Undo the latest stroke, mask edit or growth, restoring its pixels exactly."""
+        if self.is_stroking():
+            return
+        if self._undo.can_undo():
             self._after_swap(self._undo.undo(self._values))
+        elif self._before_growth:
+            self._undone_growth.append(self._set_aside())
+            self._bring_back(self._before_growth.pop())
 
     def redo(self) -> None:
-        """Redo the latest undone stroke or mask edit."""
-        if not self.is_stroking():
+        """Redo the latest undone stroke, mask edit or growth."""
+        if self.is_stroking():
+            return
+        if self._undo.can_redo():
             self._after_swap(self._undo.redo(self._values))
+        elif self._undone_growth:
+            self._before_growth.append(self._set_aside())
+            self._bring_back(self._undone_growth.pop())
 
     def _after_swap(self, rect: QRect | None) -> None:
         if rect is None:
@@ -206,18 +265,21 @@ class CanvasDocument(QObject):
         self.changed.emit(rect)
 
     def can_undo(self) -> bool:
-        return self._undo.can_undo()
+        return self._undo.can_undo() or bool(self._before_growth)
 
     def can_redo(self) -> bool:
-        return self._undo.can_redo()
+        return self._undo.can_redo() or bool(self._undone_growth)
 
     def undo_label(self) -> str:
-        return self._undo.undo_label()
+        return self._undo.undo_label() or (GROW_LABEL if self._before_growth else "")
 
     def redo_label(self) -> str:
-        return self._undo.redo_label()
+        return self._undo.redo_label() or (GROW_LABEL if self._undone_growth else "")
 
     def undo_byte_count(self) -> int:
         """Bytes the undo history holds for pixels (for the benchmark and a memory readout)."""
-        return self._undo.byte_count()
+        aside = self._before_growth + self._undone_growth
+        return self._undo.byte_count() + sum(
+            c.undo.byte_count() + c.image.sizeInBytes() + c.mask.sizeInBytes() for c in aside
+        )
 

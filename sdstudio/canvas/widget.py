@@ -21,6 +21,9 @@ from sdstudio.canvas.brush import Brush
 from sdstudio.canvas.document import CanvasDocument
 from sdstudio.canvas.loading import OPEN_FILTER, ImageLoadError, picture_from_mime, read_image
 from sdstudio.canvas.view import CanvasView
+from sdstudio.imaging_outpaint import Growth, Infill
+
+GROW_STEP = 128  # pixels a toolbar growth adds: a quarter of an SD1 picture, a useful outpaint
 
 
 class Canvas(QWidget):
@@ -131,6 +134,14 @@ class Canvas(QWidget):
     def set_brush_hardness(self, hardness: float) -> None:
         self.view.set_brush(Brush(self.view.brush.size, min(max(hardness, 0.0), 1.0)))
 
+    def grow(self, growth: Growth, infill: Infill = Infill.EDGE) -> None:
+        """Enlarge the canvas for outpainting (see `CanvasDocument.grow`); too large a canvas
+        goes to `error`."""
+        try:
+            self.document.grow(growth, infill)
+        except ValueError as exc:
+            self.error.emit(str(exc))
+
     # ---- actions --------------------------------------------------------------------------
 
     def _make_actions(self) -> None:
@@ -151,6 +162,10 @@ class Canvas(QWidget):
             ("actual_size", "Actual size (100%)", "100%", ("Ctrl+1",), view.actual_size),
             ("open", "Open image…", "Open", (), self.open_file),
             ("paste", "Paste image", "Paste", ("Ctrl+V",), self.paste),
+        ] + [
+            (f"grow_{side}", f"Grow canvas {side} by {GROW_STEP} px (outpaint)", f"+{arrow}", (),
+             lambda side=side: self.grow(Growth(**{side: GROW_STEP})))
+            for side, arrow in (("left", "←"), ("top", "↑"), ("right", "→"), ("bottom", "↓"))
         ]
         self.actions_by_name: dict[str, QAction] = {}
         for name, text, short, keys, slot in specs:

@@ -44,6 +44,8 @@ class CanvasToolbar(QWidget):
         picture.addActions([act["undo"], act["redo"]])
         picture.addSeparator()
         picture.addActions([act["fit"], act["actual_size"]])
+        picture.addSeparator()
+        picture.addActions([act[f"grow_{side}"] for side in ("left", "top", "right", "bottom")])
         self.zoom = QLabel()
         self.zoom.setMinimumWidth(self.zoom.fontMetrics().horizontalAdvance(" 3200% "))
         self.zoom.setAlignment(Qt.AlignmentFlag.AlignCenter)
