@@ -46,7 +46,7 @@ CPU_FLOAT16_REFUSAL = (
 # Intel AMX and AVX-512 BF16 on x86, FEAT_BF16 ("bf16" in "Features") on ARM (Graviton 3 on).
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})
 # Even there bf16 pays off only for wide layers. On an AMX CPU (bench/bench_load.py) SD 1.5's
-# UNet steps about 3x faster in bf16 and one narrowed to 57 M weights 1.6x, while the built-in
+# UNet steps 1.8-3x faster in bf16 and one narrowed to 57 M weights 1.6x, while the built-in
 # model and the test models (1-2 M weights) run about half as fast. Real SD models have 1e9+.
 CPU_BF16_MIN_WEIGHTS = 50_000_000
 
