@@ -128,3 +128,24 @@ def test_clip_skip_counts_a1111s_way(pipes, family):
         expected = pipe.text_encoder.final_layer_norm(hidden)
     assert torch.equal(skipped, expected)
     assert not torch.equal(skipped, prompt_embeddings(pipe, PLAIN, "")["prompt_embeds"])
+
+
+@pytest.mark.parametrize(("family", "attribute", "folder"),
+                         [("sd1", "tokenizer", "sd21/tokenizer"), ("sdxl", "tokenizer_2", "sdxl/tokenizer_2")])
+def test_padding_with_a_pad_token_other_than_the_end_token(pipes, family, attribute, folder):
+    """SD2's tokenizer and SDXL's second pad with "!", not the end token: the end token must
+    still follow the text at once, as the pipeline's own encoding has it."""
+    from transformers import CLIPTokenizer
+
+    from sdstudio.resources import config_root
+
+    pipe = pipes[family]
+    original = getattr(pipe, attribute)
+    setattr(pipe, attribute, CLIPTokenizer.from_pretrained(config_root() / folder))
+    try:
+        assert getattr(pipe, attribute).pad_token_id != getattr(pipe, attribute).eos_token_id
+        mine = prompt_embeddings(pipe, PLAIN, "blurry")
+        for (name, tensor), own in zip(mine.items(), own_encoding(pipe, PLAIN, "blurry"), strict=True):
+            assert torch.equal(tensor, own), name
+    finally:
+        setattr(pipe, attribute, original)
