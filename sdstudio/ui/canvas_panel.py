@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QImage
-from PySide6.QtWidgets import QLabel, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMenu, QToolBar, QToolButton, QVBoxLayout, QWidget
 
 from sdstudio.canvas import Canvas
 from sdstudio.canvas.brush import MIN_SIZE
@@ -45,7 +45,8 @@ class CanvasToolbar(QWidget):
         picture.addSeparator()
         picture.addActions([act["fit"], act["actual_size"]])
         picture.addSeparator()
-        picture.addActions([act[f"grow_{side}"] for side in ("left", "top", "right", "bottom")])
+        picture.addWidget(_menu_button("Grow", "Grow the canvas for outpainting",
+                                       [act[f"grow_{side}"] for side in ("left", "top", "right", "bottom")]))
         self.zoom = QLabel()
         self.zoom.setMinimumWidth(self.zoom.fontMetrics().horizontalAdvance(" 3200% "))
         self.zoom.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -70,6 +71,18 @@ class CanvasToolbar(QWidget):
         # `[` / `]` change the size beyond the slider's range too; the slider shows what fits.
         self.size.set_value(min(brush.size, 512))
         self.hardness.set_value(brush.hardness)
+
+
+def _menu_button(text: str, tip: str, actions: list[QAction]) -> QToolButton:
+    """One toolbar button opening a menu: room for a group the toolbar's width cannot hold."""
+    button = QToolButton()
+    button.setText(text)
+    button.setToolTip(tip)
+    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    menu = QMenu(button)
+    menu.addActions(actions)
+    button.setMenu(menu)
+    return button
 
 
 def _slider(bar: QToolBar, text: str, tip: str, minimum: float, maximum: float, step: float, decimals: int) -> SliderSpin:
