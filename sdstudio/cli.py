@@ -30,11 +30,14 @@ from sdstudio.engine.events import (
     Started,
     Step,
 )
+from sdstudio.engine.memory import OFFLOAD_MODES, MemoryOptions
 from sdstudio.engine.parameters import PARAMETERS, Mode, Param, check
 from sdstudio.engine.request import BUILTIN_MODEL, GenerationRequest, ImageData, Inputs, ModelRef
 from sdstudio.imaging_outpaint import Growth, Infill
 
 BAR_WIDTH = 30
+# --vae-tiling / --attention-slicing: MemoryOptions' None means automatic.
+_SWITCH = {"auto": None, "on": True, "off": False}
 _NUMBERED = re.compile(r"^(\d+)-")
 
 
@@ -65,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first guess for the new area with --outpaint (default: edge)")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best present)")
     p.add_argument("--dtype", help="float16, bfloat16 or float32 (default: fp16 on GPU, fp32 on CPU)")
+    p.add_argument("--vae-tiling", choices=_SWITCH, default="auto", help="decode in tiles (auto: when the image needs it)")
+    p.add_argument("--attention-slicing", choices=_SWITCH, default="auto", help="attention a slice at a time")
+    p.add_argument("--offload", choices=OFFLOAD_MODES, default="auto",
+                   help="keep model parts in RAM, on the GPU only while they run (CUDA)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="allow .ckpt/.pt checkpoints (they can run arbitrary code)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
@@ -142,7 +149,8 @@ def request_from_args(args: argparse.Namespace, capabilities: Capabilities) -> G
         inputs = _outpaint_inputs(args, fields)
     else:
         inputs = Inputs(_read_image(args.init, "init image"), _read_image(args.mask, "mask"))
-    model = ModelRef(args.model, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
+    memory = MemoryOptions(_SWITCH[args.vae_tiling], _SWITCH[args.attention_slicing], args.offload)
+    model = ModelRef(args.model, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle, memory=memory)
     return GenerationRequest.create(model=model, inputs=inputs, **fields)
 
 

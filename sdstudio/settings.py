@@ -37,6 +37,8 @@ class Settings:
     server: str = ""
     server_token: str = ""
     recent_servers: list[str] = field(default_factory=list)
+    # Model ▸ Memory choices (MemoryOptions as a dict); empty = all automatic.
+    memory: dict[str, Any] = field(default_factory=dict)
 
     def remember_server(self, url: str, token: str = "") -> None:
         """Generate on `url` from now on ("" = this computer); a server joins the recent ones."""

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sdstudio.engine.images import InputError, snap_to_8
-from sdstudio.engine.parameters import BY_NAME, HIRES_UPSCALERS, LATENT_UPSCALERS
+from sdstudio.engine.images import InputError
+from sdstudio.engine.parameters import BY_NAME, HIRES_UPSCALERS, LATENT_UPSCALERS, snap_to_8
 from sdstudio.engine.request import GenerationRequest, Mode
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.parameters import check, snap
+from sdstudio.engine.parameters import check, snap_to_8
 from sdstudio.engine.request import MAX_IMAGE_SIDE, GenerationRequest, ImageData, Mode
 from sdstudio.imaging import to_mask, to_rgb
 
@@ -19,11 +19,6 @@ if TYPE_CHECKING:
 
 class InputError(ValueError):
     """The request or its images cannot be used; str(e) is a sentence for the person."""
-
-
-def snap_to_8(value: int) -> int:
-    """The nearest multiple of 8 (halves round up), as the VAE needs."""
-    return max(8, snap(int(value), 8))
 
 
 def checked_size(width: int, height: int) -> tuple[int, int, str | None]:

@@ -55,6 +55,16 @@ class MemoryOptions:
         if self.offload not in OFFLOAD_MODES:
             raise ValueError(f"offload must be one of {', '.join(OFFLOAD_MODES)}, not {self.offload!r}")
 
+    @classmethod
+    def from_json(cls, data: object) -> MemoryOptions:
+        """Options from `dataclasses.asdict` output (a request, the settings file); anything
+        unreadable stays automatic."""
+        if not isinstance(data, dict):
+            return cls()
+        switches = {k: data[k] for k in ("vae_tiling", "attention_slicing") if data.get(k) in (True, False)}
+        offload = data.get("offload")
+        return cls(**switches, offload=offload if offload in OFFLOAD_MODES else "auto")
+
 
 @dataclass(frozen=True)
 class JobMemory:

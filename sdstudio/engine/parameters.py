@@ -329,6 +329,11 @@ def snap(value: float, step: float) -> int:
     return int((value + step / 2) // step * step)
 
 
+def snap_to_8(value: float) -> int:
+    """A side as the VAE needs it: the nearest multiple of 8, at least 8."""
+    return max(8, snap(int(value), 8))
+
+
 def is_mode(value: object) -> bool:
     return isinstance(value, str) and value in {m.value for m in Mode}
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, make_dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from sdstudio.engine.memory import MemoryOptions
 from sdstudio.engine.parameters import BY_NAME, PARAMETERS, Mode, Part, coerced, is_mode
 
 if TYPE_CHECKING:
@@ -57,13 +58,15 @@ class ModelRef:
 
     `device` and `dtype` override the automatic choice (CUDA fp16 > MPS > CPU fp32), e.g.
     device="cpu", dtype="float32". `allow_pickle` opts in to loading .ckpt/.pt files, which
-    can run arbitrary code.
+    can run arbitrary code. `memory`: VAE tiling, attention slicing and offload (automatic
+    unless the person says otherwise).
     """
 
     source: str = BUILTIN_MODEL
     device: str | None = None
     dtype: str | None = None
     allow_pickle: bool = False
+    memory: MemoryOptions = field(default_factory=MemoryOptions)
 
     @property
     def name(self) -> str:
@@ -319,4 +322,5 @@ def _model_ref(data: object) -> ModelRef:
     if not isinstance(data, Mapping) or not isinstance(data.get("source"), str):
         return ModelRef()
     optional = {k: data[k] for k in ("device", "dtype") if isinstance(data.get(k), str)}
-    return ModelRef(data["source"], allow_pickle=data.get("allow_pickle") is True, **optional)
+    memory = MemoryOptions.from_json(data.get("memory"))
+    return ModelRef(data["source"], allow_pickle=data.get("allow_pickle") is True, memory=memory, **optional)

@@ -36,6 +36,7 @@ from sdstudio.engine.events import (
     is_last_event,
 )
 from sdstudio.engine.generate import JobInterrupted, plan_generation, run_generation
+from sdstudio.engine.hires import hires_size
 from sdstudio.engine.images import BadOutputError, InputError, check_request, prepare_inputs
 from sdstudio.engine.request import BUILTIN_MODEL, Family, GenerationRequest, ModelInfo, ModelRef
 
@@ -234,6 +235,8 @@ class Engine:
 
     def _generate(self, job: Job, model: LoadedModel, emit: Callback) -> None:
         request = _with_model_defaults(job.request, model.info)
+        width, height = hires_size(request) or (request.extent.width, request.extent.height)
+        model.apply_job_memory(width, height, request.extent.batch_size)
         plan = plan_generation(model, request, prepare_inputs(request))
         emit(Started(total=plan.total))
         for message in plan.notices:
@@ -247,10 +250,13 @@ class Engine:
         from sdstudio.engine.preview import preview_for
 
         ref = self._with_defaults(ref)
-        if self._model is not None and _same_model(ref, self._model.info):
-            return self._model, False
+        loaded = self._model
+        # Tiling and slicing switch per job; only another offload needs the model loaded again.
+        if loaded is not None and _same_model(ref, loaded.info) and ref.memory.offload == loaded.memory.offload:
+            loaded.memory = ref.memory
+            return loaded, False
         emit(ModelLoading(f"Loading {ref.name}", 0.0))
-        model = load_model(ref, lambda message, fraction: emit(ModelLoading(message, fraction)))
+        model = load_model(ref, lambda message, fraction: emit(ModelLoading(message, fraction)), memory=ref.memory)
         self._model = self._previewer = None
         gc.collect()
         self._model = model
@@ -259,7 +265,9 @@ class Engine:
         except Exception:  # noqa: BLE001 - no live preview is better than no model
             log.exception("no latent preview for %s", ref.name)
         self._model_info = model.info
-        emit(ModelLoaded(model.info))
+        for warning in model.warnings:  # memory short, offload chosen: worth a banner
+            emit(Notice(warning))
+        emit(ModelLoaded(model.info))  # last: it ends a load job
         return model, True
 
     def _with_defaults(self, ref: ModelRef) -> ModelRef:

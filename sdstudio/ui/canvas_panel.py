@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QLabel, QMenu, QToolBar, QToolButton, QVBoxLayout,
 
 from sdstudio.canvas import Canvas
 from sdstudio.canvas.brush import MIN_SIZE
-from sdstudio.engine.images import snap_to_8
+from sdstudio.engine.parameters import snap_to_8
 from sdstudio.engine.request import Mode
 from sdstudio.ui.errors import Level, Problem
 from sdstudio.ui.slider_spin import SliderSpin

@@ -16,6 +16,7 @@ Integration points for the other parts of the studio (canvas, history):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from PySide6.QtWidgets import (
 from sdstudio.canvas.convert import to_qimage
 from sdstudio.engine.backend import builtin_model_available
 from sdstudio.engine.events import Finished
+from sdstudio.engine.memory import MemoryOptions
 from sdstudio.engine.parameters import Mode
 from sdstudio.engine.request import (
     BUILTIN_MODEL,
@@ -48,6 +50,7 @@ from sdstudio.settings import Settings, SettingsStore
 from sdstudio.ui.controller import GenerationController
 from sdstudio.ui.errors import Banner, Level, Problem, problem_from
 from sdstudio.ui.icons import icon
+from sdstudio.ui.memory_menu import MemoryMenu
 from sdstudio.ui.model_menu import ModelMenu
 from sdstudio.ui.param_panel import ParameterPanel
 from sdstudio.ui.prompt_panel import PromptPanel
@@ -122,6 +125,10 @@ class MainWindow(QMainWindow):
         self.status = StudioStatusBar()
         self.setStatusBar(self.status)
         self.model_menu = ModelMenu(self)
+        self.memory_menu = MemoryMenu(self)
+        self.memory_menu.set_options(MemoryOptions.from_json(self.settings.memory))
+        self.model_menu.addSeparator()
+        self.model_menu.addMenu(self.memory_menu)
         self._build_menus()
         self._connect()
         self._restore(self.settings)
@@ -194,8 +201,15 @@ class MainWindow(QMainWindow):
         self.params.set_samplers(list(self.controller.capabilities().samplers))
 
     def load_model(self, ref: ModelRef) -> None:
+        ref = dataclasses.replace(ref, memory=self.memory_menu.options())
         self.status.set_activity(f"Loading model {ref.name}…")
         self.controller.load_model(ref)
+
+    def _memory_changed(self, options: MemoryOptions) -> None:
+        """Later jobs use the new settings; the backend reloads only for another offload."""
+        self.settings.memory = dataclasses.asdict(options)
+        if self.controller.model_ref is not None:
+            self.controller.model_ref = dataclasses.replace(self.controller.model_ref, memory=options)
 
     def generate(self) -> None:
         request = self.build_request()
@@ -290,6 +304,7 @@ class MainWindow(QMainWindow):
         self.model_menu.model_chosen.connect(self.load_model)
         c.queue_changed.connect(self._queue_changed)
         self.params.size_from_image.connect(self._size_from_image)
+        self.memory_menu.changed.connect(self._memory_changed)
         c.job_started.connect(self._job_started)
         c.step.connect(self._step)
         c.job_finished.connect(self._finished)

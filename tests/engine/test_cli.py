@@ -137,3 +137,13 @@ def test_two_processes_writing_one_folder_never_overwrite(tiny_sd1, tmp_path):
         printed += stdout.split()
     assert len(printed) == len(set(printed)) == 8
     assert sorted(str(p) for p in out.iterdir()) == sorted(printed)
+
+
+def test_memory_options_reach_the_model_reference():
+    from sdstudio.cli import build_parser, request_from_args
+    from sdstudio.engine.backend import Capabilities, Feature
+    from sdstudio.engine.memory import MemoryOptions
+
+    args = build_parser().parse_args(["--prompt", "x", "--out", "o", "--vae-tiling", "on", "--offload", "model"])
+    caps = Capabilities("test", ("Euler a",), frozenset(), frozenset(Feature))
+    assert request_from_args(args, caps).model.memory == MemoryOptions(vae_tiling=True, offload="model")

@@ -264,3 +264,16 @@ def test_a_dead_worker_refuses_jobs_instead_of_queueing_them(tiny_sd1, monkeypat
     assert not eng._thread.is_alive()
     with pytest.raises(RuntimeError, match="worker has stopped"):
         eng.submit(make(tiny_sd1, steps=1), lambda e: None)
+
+
+def test_memory_settings_switch_per_job_without_a_reload(engine, tiny_sd1):
+    from sdstudio.engine.memory import MemoryOptions
+
+    run(engine, make(tiny_sd1, steps=1))
+    tiled = ModelRef(str(tiny_sd1), memory=MemoryOptions(vae_tiling=True))
+    events = run(engine, GenerationRequest.create(prompt="x", steps=1, width=64, height=64, model=tiled))
+    assert isinstance(events[-1], Finished) and not any(isinstance(e, ModelLoading) for e in events)
+    assert engine._model.vae.use_tiling
+    run(engine, GenerationRequest.create(prompt="x", steps=1, width=64, height=64,
+                                         model=ModelRef(str(tiny_sd1), memory=MemoryOptions(vae_tiling=False))))
+    assert not engine._model.vae.use_tiling

@@ -168,3 +168,12 @@ def test_an_index_from_a_newer_app_is_rebuilt_from_the_files(tmp_path):
         assert store.count() == 2 and any("newer" in n or "damaged" in n for n in store.notices)
     finally:
         store.close()
+
+
+def test_memory_options_travel_with_the_model():
+    from sdstudio.engine.memory import MemoryOptions
+
+    options = MemoryOptions(vae_tiling=True, attention_slicing=False, offload="sequential")
+    request = GenerationRequest.create(prompt="x", model=ModelRef("m", memory=options))
+    assert GenerationRequest.from_json(json.loads(json.dumps(request.to_json()))).model.memory == options
+    assert MemoryOptions.from_json({"vae_tiling": "yes", "offload": "everything"}) == MemoryOptions()

@@ -88,3 +88,16 @@ def test_a_new_model_starts_at_its_native_size_and_a_restart_keeps_the_persons(m
 
     second = make_window(settings_path=path)  # same model again: the person's size stays
     assert (second.request_fields()["width"], second.request_fields()["height"]) == (96, 128)
+
+
+def test_memory_menu_choices_reach_the_model_and_the_settings_file(make_window, tmp_path):
+    from sdstudio.engine.memory import MemoryOptions
+
+    path = tmp_path / "mem.json"
+    window = make_window(settings_path=path)
+    tiling_on = next(a for (field, value), a in window.memory_menu._actions.items() if field == "vae_tiling" and value is True)
+    tiling_on.trigger()
+    assert window.controller.model_ref.memory == MemoryOptions(vae_tiling=True)
+    window.close()
+    again = make_window(settings_path=path, start=False)
+    assert again.memory_menu.options() == MemoryOptions(vae_tiling=True)
