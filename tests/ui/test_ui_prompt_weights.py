@@ -48,3 +48,16 @@ def test_the_token_count_follows_the_prompt_per_chunk(qtbot, panel):
     panel.prompt.setPlainText("red apple " * 40 + "BREAK sky")
     qtbot.waitUntil(lambda: panel.prompt_tokens.text() == "75/75 · 5/75 · 1/75", timeout=2000)
     assert panel.negative_tokens.text() == "0/75"
+
+
+def test_the_prompt_panel_counts_tokens_without_torch():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; import sdstudio.ui.prompt_panel; from sdstudio.engine.clip_tokenizer import "
+            "prompt_token_counts; prompt_token_counts('a (red:1.2) cat'); "
+            "print(*(name in sys.modules for name in ('torch', 'transformers', 'diffusers')))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.split() == ["False", "False", "False"]
