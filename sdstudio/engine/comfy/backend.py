@@ -35,9 +35,12 @@ from sdstudio.engine.comfy.client import (
 )
 from sdstudio.engine.comfy.graphs import (
     KNOWN_NODES,
+    LATENT_METHODS,
+    PIXEL_METHODS,
     BatchGraph,
     Uploaded,
     batch_graph,
+    hires_plan,
     sampler_plan,
     server_checkpoints,
     server_samplers,
@@ -58,8 +61,9 @@ from sdstudio.engine.events import (
     Step,
     is_last_event,
 )
+from sdstudio.engine.hires import hires_size
 from sdstudio.engine.images import InputError, PreparedInputs, check_request, prepare_inputs
-from sdstudio.engine.parameters import MAX_SEED, Mode, seeds_for
+from sdstudio.engine.parameters import BY_NAME, MAX_SEED, seeds_for
 from sdstudio.engine.params import result_image
 from sdstudio.engine.request import Family, GenerationRequest, ImageData, ModelInfo, ModelRef
 
@@ -324,8 +328,22 @@ class ComfyBackend:
                 f"Denoising strength {request.sampling.strength} with {request.sampling.steps} steps leaves no step "
                 "to run: raise the strength or the steps."
             )
-        if request.mode is Mode.TXT2IMG and (request.hires.hires_scale or 1) > 1:
-            raise InputError("The hires fix does not run on a ComfyUI server yet: set Hires upscale to 1.")
+        upscale = hires_size(request)
+        if upscale is not None:
+            if max(upscale) > int(BY_NAME["width"].maximum or 0):
+                raise InputError(f"Hires fix to {upscale[0]}x{upscale[1]} is too large: lower the hires upscale or the size.")
+            if request.hires.hires_upscaler not in LATENT_METHODS | PIXEL_METHODS:
+                raise InputError(
+                    f"The hires upscaler {request.hires.hires_upscaler!r} is a file on this computer; on a server "
+                    f"use one of {', '.join(LATENT_METHODS | PIXEL_METHODS)}."
+                )
+            hires_steps = hires_plan(request)[0]
+            if hires_steps < 1:
+                raise InputError(
+                    f"Hires denoise {request.hires.hires_denoise} with {request.hires.hires_steps or steps} steps "
+                    "leaves no step to run: raise either."
+                )
+            steps += hires_steps
         prepared = prepare_inputs(request)
         request = request.replace(width=prepared.width, height=prepared.height)
         extent = request.extent
@@ -340,8 +358,10 @@ class ComfyBackend:
         results: list = []
         for start in range(0, len(seeds), extent.batch_size):
             batch_seeds = seeds[start : start + extent.batch_size]
-            graph = batch_graph(request, info.source, batch_seeds, (prepared.width, prepared.height), uploaded, websocket_images)
-            images = _PromptRun(self, job, graph, emit, steps, total, start * steps).run()
+            graph = batch_graph(
+                request, info.source, batch_seeds, (prepared.width, prepared.height), uploaded, websocket_images, upscale
+            )
+            images = _PromptRun(self, job, graph, emit, total, start * steps).run()
             batch = []
             for image, seed in zip(images, batch_seeds, strict=True):
                 image = image.convert("RGB")
@@ -379,10 +399,10 @@ class _PromptRun:
     messages into Step events (numbered from `step_base`)."""
 
     def __init__(
-        self, backend: ComfyBackend, job: ComfyJob, graph: BatchGraph, emit: Callback, steps: int, total: int, step_base: int
+        self, backend: ComfyBackend, job: ComfyJob, graph: BatchGraph, emit: Callback, total: int, step_base: int
     ) -> None:
         self.backend, self.client, self.job, self.graph, self.emit = backend, backend._client, job, graph, emit
-        self.steps, self.total, self.step = steps, total, step_base
+        self.total, self.step = total, step_base
         self.node: str | None = None  # the node that runs now; binary frames belong to it
         self.started = False
         self.images: dict[str, Image] = {}
@@ -462,7 +482,7 @@ class _PromptRun:
             # Cached samplers send no progress; their steps count as done at once.
             for node in data.get("nodes") or []:
                 if node in self.graph.samplers:
-                    for _ in range(self.steps):
+                    for _ in range(self.graph.samplers[node]):
                         self._step_done()
                         self._flush_step()
         elif kind == "executing":

@@ -59,11 +59,11 @@ class Uploaded:
 
 @dataclass(frozen=True)
 class BatchGraph:
-    """One batch as a prompt: the graph, and per image (in seed order) its sampler and output
-    node ids, so progress and final images can be told apart."""
+    """One batch as a prompt: the graph, its sampler nodes with the steps each runs (progress
+    is counted from them), and per image (in seed order) its output node."""
 
     graph: Graph
-    samplers: tuple[str, ...]
+    samplers: dict[str, int]
     outputs: tuple[str, ...]
 
 
@@ -92,16 +92,31 @@ def server_samplers(object_info: Mapping[str, Any]) -> list[str]:
     return [name for name, (s, sch) in SAMPLERS.items() if s in samplers and sch in schedulers]
 
 
-def sampler_plan(request: GenerationRequest) -> tuple[int, float]:
-    """(steps each image's sampler runs, KSampler denoise). As in A1111, img2img and inpaint
-    run the last int(steps * strength) steps of a `steps` schedule. KSampler runs `steps` of a
-    schedule of int(steps / denoise), so denoise is that fraction, a hair lower so the
-    division cannot fall below the whole schedule by rounding."""
-    steps = request.sampling.steps
-    if request.mode is Mode.TXT2IMG:
-        return steps, 1.0
-    run = min(int(steps * request.sampling.strength), steps)
+def _partial(steps: int, strength: float) -> tuple[int, float]:
+    """(steps run, KSampler denoise) for the last `strength` part of a `steps` schedule, as A1111
+    runs img2img: int(steps * strength) steps. KSampler runs `steps` of a schedule of
+    int(steps / denoise), so denoise is that fraction, a hair lower so the division cannot fall
+    below the whole schedule by rounding."""
+    run = min(int(steps * strength), steps)
     return run, 1.0 if run == steps else run / steps - 1e-9
+
+
+def sampler_plan(request: GenerationRequest) -> tuple[int, float]:
+    """(steps each image's first sampler runs, its denoise)."""
+    steps = request.sampling.steps
+    return (steps, 1.0) if request.mode is Mode.TXT2IMG else _partial(steps, request.sampling.strength)
+
+
+def hires_plan(request: GenerationRequest) -> tuple[int, float]:
+    """(steps the hires pass runs, its denoise), as the local engine counts them."""
+    hires = request.hires
+    return _partial(hires.hires_steps or request.sampling.steps, hires.hires_denoise)
+
+
+# A1111's hires upscalers as ComfyUI methods: latents (LatentUpscale) or pixels (ImageScale).
+LATENT_METHODS = {"Latent": "bilinear", "Latent (nearest)": "nearest-exact", "Latent (bicubic)": "bicubic",
+                  "Latent (antialiased)": "bislerp"}
+PIXEL_METHODS = {"Lanczos": "lanczos", "Nearest": "nearest-exact"}
 
 
 def batch_graph(
@@ -111,10 +126,12 @@ def batch_graph(
     size: tuple[int, int],
     uploaded: Uploaded,
     websocket_output: bool = True,
+    hires_size: tuple[int, int] | None = None,
 ) -> BatchGraph:
     """The graph of one batch of `request` (model defaults filled in, checked) at `size`, one
-    image per seed. Final images go over the websocket (no file on the server) or, without
-    that node, to the server's temp folder for `/history` + `/view`."""
+    image per seed, with a hires pass to `hires_size` when given. Final images go over the
+    websocket (no file on the server) or, without that node, to the server's temp folder for
+    `/history` + `/view`."""
     sampling = request.sampling
     sampler_name, scheduler = SAMPLERS[sampling.sampler]
     clip, vae, model = [CHECKPOINT, 1], [CHECKPOINT, 2], [CHECKPOINT, 0]
@@ -134,10 +151,11 @@ def batch_graph(
             graph[MASK] = {"class_type": "LoadImageMask", "inputs": {"image": uploaded.mask, "channel": "red"}}
             graph[MASKED] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": latent, "mask": [MASK, 0]}}
             latent = [MASKED, 0]
-    samplers, outputs = [], []
-    for k, seed in enumerate(seeds):
-        sample, decode, save = f"sample{k}", f"decode{k}", f"save{k}"
-        graph[sample] = {
+    samplers: dict[str, int] = {}
+    outputs = []
+
+    def ksampler(node: str, seed: int, latent: list[Any], steps: int, denoise: float) -> list[Any]:
+        graph[node] = {
             "class_type": "KSampler",
             "inputs": {
                 "model": model, "positive": [POSITIVE, 0], "negative": [NEGATIVE, 0], "latent_image": latent,
@@ -145,11 +163,39 @@ def batch_graph(
                 "sampler_name": sampler_name, "scheduler": scheduler, "denoise": denoise,
             },
         }
-        graph[decode] = {"class_type": "VAEDecode", "inputs": {"samples": [sample, 0], "vae": vae}}
+        samplers[node] = steps
+        return [node, 0]
+
+    for k, seed in enumerate(seeds):
+        decode, save = f"decode{k}", f"save{k}"
+        result = ksampler(f"sample{k}", seed, latent, steps, denoise)
+        if hires_size is not None:
+            result = _hires_pass(graph, request, k, result, hires_size, vae)
+            result = ksampler(f"hires{k}", seed, result, *hires_plan(request))
+        graph[decode] = {"class_type": "VAEDecode", "inputs": {"samples": result, "vae": vae}}
         output = {"class_type": "SaveImageWebsocket", "inputs": {"images": [decode, 0]}}
         if not websocket_output:
             output = {"class_type": "PreviewImage", "inputs": {"images": [decode, 0]}}
         graph[save] = output
-        samplers.append(sample)
         outputs.append(save)
-    return BatchGraph(graph, tuple(samplers), tuple(outputs))
+    return BatchGraph(graph, samplers, tuple(outputs))
+
+
+def _hires_pass(
+    graph: Graph, request: GenerationRequest, k: int, latent: list[Any], size: tuple[int, int], vae: list[Any]
+) -> list[Any]:
+    """Image k's first-pass latent enlarged to `size`: the latents themselves, or the decoded
+    picture enlarged and encoded again (the second sampler starts from the result)."""
+    upscaler = request.hires.hires_upscaler
+    width, height = size
+    if upscaler in LATENT_METHODS:
+        graph[f"enlarge{k}"] = {"class_type": "LatentUpscale", "inputs": {
+            "samples": latent, "upscale_method": LATENT_METHODS[upscaler], "width": width, "height": height,
+            "crop": "disabled"}}
+        return [f"enlarge{k}", 0]
+    graph[f"first{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": latent, "vae": vae}}
+    graph[f"enlarge{k}"] = {"class_type": "ImageScale", "inputs": {
+        "image": [f"first{k}", 0], "upscale_method": PIXEL_METHODS[upscaler], "width": width, "height": height,
+        "crop": "disabled"}}
+    graph[f"encode{k}"] = {"class_type": "VAEEncode", "inputs": {"pixels": [f"enlarge{k}", 0], "vae": vae}}
+    return [f"encode{k}", 0]
