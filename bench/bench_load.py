@@ -53,7 +53,8 @@ def _child(task: dict) -> dict:
     # Every path imports these: the baseline holds the code, the peak adds the weights.
     _ = diffusers.StableDiffusionPipeline, diffusers.StableDiffusionXLPipeline, transformers.CLIPTextModel
 
-    from sdstudio.engine.models import CONFIG_ROOT, load_model, pipeline_classes
+    from sdstudio.engine.families import pipeline_classes
+    from sdstudio.engine.models import CONFIG_ROOT, load_model
     from sdstudio.engine.request import Mode, ModelRef
 
     base = rss_mib()

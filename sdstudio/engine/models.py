@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdstudio import resources
+from sdstudio.engine.families import ModelLoadError, pipeline_classes, variant
 from sdstudio.engine.memory import JobMemory, MemoryOptions
-from sdstudio.engine.request import BUILTIN_MODEL, Mode, ModelInfo, ModelRef
+from sdstudio.engine.request import BUILTIN_MODEL, Family, Mode, ModelInfo, ModelRef
 
 if TYPE_CHECKING:
     import torch
@@ -44,10 +45,6 @@ INDEX_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer"
                     "scheduler", "safety_checker", "feature_extractor", "image_encoder")
 WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-class ModelLoadError(Exception):
-    """A model could not be loaded; str(e) is a message a person understands."""
 
 
 def builtin_model_path() -> Path:
@@ -69,36 +66,11 @@ def family_from_unet_config(
     Raises ValueError for UNets that are not text-to-image SD UNets (depth, upscaler, ...).
     """
     in_channels = unet_config.get("in_channels", 4)
-    if type(in_channels) is not int:
-        raise ValueError(f"its UNet config gives in_channels as {in_channels!r}, which is not a whole number")
-    if in_channels not in (4, 9):
-        raise ValueError(
-            f"its UNet takes {in_channels} input channels; only regular (4) and inpainting (9) "
-            "Stable Diffusion UNets are supported (not depth, upscaler or instruct-pix2pix models)"
-        )
-    inpaint = in_channels == 9
-    if (
-        unet_config.get("addition_embed_type") == "text_time"
-        or has_text_encoder_2
-        or "XL" in pipeline_class
-    ):
-        return "sdxl", inpaint
+    if unet_config.get("addition_embed_type") == "text_time" or has_text_encoder_2 or "XL" in pipeline_class:
+        return variant(Family.SDXL, in_channels)
     if unet_config.get("cross_attention_dim") == 1024:
-        return "sd2", inpaint
-    return "sd1", inpaint
-
-
-def pipeline_classes(family: str) -> dict[Mode, type]:
-    """The diffusers pipeline class of each mode for a family."""
-    import diffusers
-
-    if family == "sdxl":
-        names = ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline",
-                 "StableDiffusionXLInpaintPipeline")
-    else:
-        names = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline",
-                 "StableDiffusionInpaintPipeline")
-    return {mode: getattr(diffusers, name) for mode, name in zip(Mode, names, strict=True)}
+        return variant(Family.SD2, in_channels)
+    return variant(Family.SD1, in_channels)
 
 
 # ---- the loaded model ---------------------------------------------------------------------

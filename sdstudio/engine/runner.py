@@ -301,7 +301,7 @@ def _same_model(ref: ModelRef, info: ModelInfo) -> bool:
 def _failure(exc: BaseException, job: Job) -> Failed:
     """The Failed event for an exception: a kind, a sentence for the person, the traceback."""
     from sdstudio.engine.devices import is_out_of_memory
-    from sdstudio.engine.models import ModelLoadError
+    from sdstudio.engine.families import ModelLoadError
 
     details = "".join(traceback.format_exception(exc))
     if isinstance(exc, InputError):

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sdstudio.engine.families import ModelLoadError, pipeline_classes, variant
+from sdstudio.engine.request import Family
+
 if TYPE_CHECKING:
     import torch
 
@@ -54,22 +57,14 @@ def checkpoint_family(shapes: Mapping[str, tuple[int, ...]]) -> tuple[str, bool]
             "convolution: the file is damaged or not a Stable Diffusion model"
         )
     in_channels = shapes[UNET_IN][1]
-    if in_channels not in (4, 9):
-        raise ValueError(
-            f"its UNet takes {in_channels} input channels; only regular (4) and inpainting (9) "
-            "Stable Diffusion models are supported"
-        )
-    inpaint = in_channels == 9
     has = lambda prefix: any(key.startswith(prefix) for key in shapes)  # noqa: E731
     if has(SDXL_TEXT_2) or (has(SDXL_SIZE_EMBED) and not has(SDXL_REFINER_TEXT)):
-        return "sdxl", inpaint
+        return variant(Family.SDXL, in_channels)
     if has(SDXL_REFINER_TEXT):
         raise ValueError("it is an SDXL refiner, which is not supported as a main model")
     if has(SD2_TEXT) or _context_dim(shapes) == 1024:
-        if inpaint:
-            raise ValueError("SD 2.x inpainting checkpoints are not supported")
-        return "sd2", inpaint
-    return "sd1", inpaint
+        return variant(Family.SD2, in_channels)
+    return variant(Family.SD1, in_channels)
 
 
 def _context_dim(shapes: Mapping[str, tuple[int, ...]]) -> int | None:
@@ -336,7 +331,6 @@ class CheckpointPlan:
 
 def inspect_checkpoint(path: Path, config_root: Path) -> CheckpointPlan:
     """Family, config folder and component sizes of a single-file checkpoint, from its header."""
-    from sdstudio.engine.models import ModelLoadError
 
     try:
         checkpoint = open_checkpoint(path)
@@ -370,7 +364,6 @@ def load_checkpoint(plan: CheckpointPlan, device: torch.device, dtype: torch.dty
 
     `device` is only used for the SD 2 v-prediction probe; the caller moves the pipeline."""
     from sdstudio.engine.devices import dtype_kwarg, is_out_of_memory
-    from sdstudio.engine.models import ModelLoadError, pipeline_classes
     from sdstudio.engine.request import Mode
 
     path, family, inpaint = plan.path, plan.family, plan.inpaint
@@ -412,7 +405,6 @@ def _stream_components(plan: CheckpointPlan, dtype: torch.dtype,
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     from sdstudio.engine.devices import dtype_kwarg
-    from sdstudio.engine.models import ModelLoadError
 
     classes = {"unet": UNet2DConditionModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel,
                "text_encoder_2": CLIPTextModelWithProjection}

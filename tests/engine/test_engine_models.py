@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from sdstudio.engine import models
+from sdstudio.engine.families import ModelLoadError
 from sdstudio.engine.models import (
     CONFIG_ROOT,
-    ModelLoadError,
     family_from_unet_config,
     folder_family,
     load_model,
@@ -63,6 +63,19 @@ def test_family_from_unet_config(config, extra, expected):
 def test_family_refuses_other_unets():
     with pytest.raises(ValueError, match="5 input channels"):
         family_from_unet_config({"cross_attention_dim": 1024, "in_channels": 5})
+
+
+def test_folders_and_checkpoints_accept_the_same_families():
+    """One rule (families.variant): an SD 2.x inpainting UNet is refused from a folder with the
+    same words as from a checkpoint."""
+    from sdstudio.engine.single_file import checkpoint_family
+
+    with pytest.raises(ValueError, match="SD 2.x inpainting models are not supported") as folder:
+        family_from_unet_config({"cross_attention_dim": 1024, "in_channels": 9})
+    shapes = {"model.diffusion_model.input_blocks.0.0.weight": (320, 9, 3, 3), "cond_stage_model.model.x": (1,)}
+    with pytest.raises(ValueError) as checkpoint:
+        checkpoint_family(shapes)
+    assert str(folder.value) == str(checkpoint.value)
 
 
 def test_models_and_schedulers_import_without_torch():

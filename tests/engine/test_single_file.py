@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from sdstudio.engine.models import ModelLoadError, load_model
+from sdstudio.engine.families import ModelLoadError
+from sdstudio.engine.models import load_model
 from sdstudio.engine.request import Mode, ModelRef
 from sdstudio.engine.single_file import (
     checkpoint_family,
