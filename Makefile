@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 		if command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install "torch>=2.6"; \
 		else $(PY) -m pip install torch==2.13.0; fi; \
 	fi
-	$(PY) -m pip install --quiet -e ".[test]"
+	@# Keep the torch chosen above: a dependency's newer release (spandrel -> torchvision) must
+	@# not swap it for another build.
+	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
+	$(PY) -m pip install --quiet -e ".[test]" -c $(VENV)/constraints.txt
 	@# spandrel lists torchvision; where the torchvision build does not match torch (a CUDA-linked
 	@# wheel beside the CPU torch) `import torchvision` fails, and transformers imports it when it
 	@# is installed. The upscalers do not need it: remove a torchvision that cannot be imported.
