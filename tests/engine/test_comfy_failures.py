@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 
-from sdstudio.engine.comfy.backend import ComfyBackend
+from sdstudio.engine.comfy.backend import CAPABILITIES_WAIT, ComfyBackend
 from sdstudio.engine.comfy.client import ComfyError
 from sdstudio.engine.events import ErrorKind, Failed, Finished, Step
 from sdstudio.engine.request import GenerationRequest, ModelRef
@@ -149,3 +150,17 @@ def test_a_server_lost_mid_job_fails_it_and_the_backend_reconnects_to_the_restar
         assert isinstance(run(backend, request(steps=1, seed=5))[-1], Finished)
     finally:
         backend.shutdown()
+
+
+def test_capabilities_of_a_server_that_never_answers_do_not_block_the_window():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    backend = ComfyBackend(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=20)
+    try:
+        start = time.monotonic()
+        assert backend.capabilities().samplers == ()
+        assert time.monotonic() - start < CAPABILITIES_WAIT + 1
+    finally:
+        backend.shutdown(wait=False)
+        listener.close()

@@ -73,6 +73,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # How long a cancelled prompt may take to stop before the job ends anyway.
 _STOP_GRACE = 30.0
+# The longest `capabilities()` waits for a new server's first answer (seconds).
+CAPABILITIES_WAIT = 3.0
 
 
 class _Cancel(Exception):
@@ -135,6 +137,8 @@ class ComfyBackend:
         self._info_lock = threading.Lock()
         self._object_info: dict[str, Any] | None = None
         self._model_info: ModelInfo | None = None
+        self._info_asked = threading.Event()
+        threading.Thread(target=self._prefetch, name="sdstudio-comfy-info", daemon=True).start()
         self._thread = threading.Thread(target=self._work, name="sdstudio-comfy-jobs", daemon=True)
         self._thread.start()
 
@@ -178,10 +182,12 @@ class ComfyBackend:
             return []
 
     def capabilities(self) -> Capabilities:
-        try:
-            samplers = tuple(server_samplers(self._server_info()))
-        except ComfyError:
-            samplers = ()
+        """What the server runs, as last fetched. The window asks on its own loop, so this waits
+        at most CAPABILITIES_WAIT for the first answer: no samplers are offered until the server
+        has answered (a job asks again)."""
+        self._info_asked.wait(CAPABILITIES_WAIT)
+        info = self._object_info
+        samplers = tuple(server_samplers(info)) if info else ()
         return Capabilities(
             name=self.url,
             samplers=samplers,
@@ -308,6 +314,14 @@ class ComfyBackend:
         raise ComfyError(
             ErrorKind.MODEL_LOAD, f"The server at {self.url} has no checkpoint {ref.source!r}. It has: {listed}."
         )
+
+    def _prefetch(self) -> None:
+        try:
+            self._server_info()
+        except ComfyError as exc:
+            log.info("no answer from %s yet: %s", self.url, exc)
+        finally:
+            self._info_asked.set()
 
     def _server_info(self, refresh: bool = False) -> dict[str, Any]:
         with self._info_lock:
