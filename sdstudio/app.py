@@ -123,10 +123,10 @@ def open_studio(args: list[str]) -> Studio:
     def use_server(url: str, token: str) -> None:
         """Model ▸ Connect to server… / Generate on this computer: switch, then load the
         server's first checkpoint (or the built-in model), off the Qt loop."""
-        from sdstudio.engine.comfy.client import normalized_url
+        from sdstudio.engine.comfy.client import normalized_urls
 
         try:
-            url = normalized_url(url) if url else ""
+            url = ", ".join(normalized_urls(url))  # several servers share the jobs
         except ValueError as exc:
             window.report(str(exc), cause="server")
             return

@@ -48,7 +48,10 @@ class ServerDialog(QDialog):
         self.url.setEditable(True)
         self.url.addItems(recent)
         self.url.setCurrentText(url or (recent[0] if recent else "http://127.0.0.1:8188"))
-        self.url.setToolTip("The server's address, e.g. http://gpu-box:8188 or https://example.org/comfy")
+        self.url.setToolTip(
+            "The server's address, e.g. http://gpu-box:8188 or https://example.org/comfy; "
+            "several, separated by commas, share the jobs."
+        )
         self.token = QLineEdit(token)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("optional")

@@ -69,3 +69,16 @@ def test_a_pending_job_cancels_at_once_and_a_seed_makes_the_same_image_on_every_
     assert {job.server.url for job in first} == {s.url for s in multi.servers}
     images = [events[-1].images[0].tobytes() for events in outcomes]
     assert images[0] == images[1]
+
+
+def test_several_addresses_make_one_backend_over_all_of_them(multi):
+    from sdstudio.engine.comfy import comfy_backend, probe
+
+    urls = [s.url for s in multi.servers]
+    backend = comfy_backend(" , ".join(urls))
+    try:
+        assert isinstance(backend, MultiBackend) and [s.url for s in backend.servers] == urls
+    finally:
+        backend.shutdown()
+    line = probe(",".join(urls))
+    assert all(f"{url}: ComfyUI 0.3.64" in line for url in urls), line

@@ -10,17 +10,26 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sdstudio.engine.comfy.backend import ComfyBackend
+    from sdstudio.engine.comfy.routing import MultiBackend
 
 
-def comfy_backend(url: str, token: str | None = None) -> ComfyBackend:
-    """A backend generating on the ComfyUI server at `url` (http(s)://host:port). Raises
+def comfy_backend(url: str, token: str | None = None) -> ComfyBackend | MultiBackend:
+    """A backend generating on the ComfyUI server at `url` (http(s)://host:port), or on
+    several, their addresses separated by commas, each job going to an idle one. Raises
     ValueError for an address that is no server URL; connects in the background."""
     from sdstudio.engine.comfy.backend import ComfyBackend
+    from sdstudio.engine.comfy.client import normalized_urls
+    from sdstudio.engine.comfy.routing import MultiBackend
 
-    return ComfyBackend(url, token)
+    urls = normalized_urls(url)
+    if not urls:
+        raise ValueError("No server address was given.")
+    if len(urls) == 1:
+        return ComfyBackend(urls[0], token)
+    return MultiBackend([ComfyBackend(u, token) for u in urls])
 
 
-def connect(url: str, token: str | None = None) -> ComfyBackend:
+def connect(url: str, token: str | None = None) -> ComfyBackend | MultiBackend:
     """`comfy_backend`, once the server has answered. Raises ConnectionError with a sentence
     for a person when the address is wrong or the server cannot be reached."""
     from sdstudio.engine.comfy.client import ComfyError

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import struct
 import threading
 import uuid
@@ -82,6 +83,11 @@ def normalized_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{url!r} is not a server address; use http://host:port or https://host.")
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def normalized_urls(text: str) -> list[str]:
+    """Several server addresses separated by commas or spaces, each `normalized_url`."""
+    return [normalized_url(url) for url in re.split(r"[,\s]+", text.strip()) if url]
 
 
 def auth_headers(token: str | None) -> dict[str, str]:

@@ -161,6 +161,10 @@ class MultiBackend:
     def model_info(self) -> ModelInfo | None:
         return self._model_info
 
+    def check_connection(self) -> str:
+        """A line per server (see ComfyBackend.check_connection); ComfyError when one fails."""
+        return "; ".join(f"{s.url}: {s.check_connection()}" for s in self.servers)
+
     def server_states(self) -> list[tuple[str, bool, bool]]:
         """(address, connected, busy) of each server, for the queue view."""
         with self._lock:
