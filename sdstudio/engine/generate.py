@@ -29,7 +29,7 @@ from sdstudio.engine.request import GenerationRequest, Mode
 
 if TYPE_CHECKING:
     from sdstudio.engine.models import LoadedModel
-    from sdstudio.engine.preview import LatentPreview
+    from sdstudio.engine.preview import DecoderPreview, LatentPreview
 
 # What the inpaint pipelines' step callback can see of the known area, for previews.
 _INPAINT_PREVIEW_TENSORS = ("mask", "masked_image_latents")
@@ -155,7 +155,7 @@ def run_generation(
     plan: GenerationPlan,
     emit: Callable[[Event], None],
     cancelled: Callable[[], bool],
-    previewer: LatentPreview | None,
+    previewer: LatentPreview | DecoderPreview | None,
 ) -> Finished:
     """Run every batch of `plan`, emitting one Step per callback and a BatchDone per batch.
     Raises JobInterrupted when `cancelled()` turns true, BadOutputError for NaN/black
@@ -166,6 +166,8 @@ def run_generation(
 
     from sdstudio.engine.preview import X0Capture, with_known_area
 
+    if previewer is not None:
+        previewer.start()
     # One capture per scheduler, wrapped before the first step: the hires pass has its own.
     schedulers = [plan.pipe.scheduler] + ([plan.hires.pipe.scheduler] if plan.hires else [])
     captures = {id(s): X0Capture(s) for s in {id(s): s for s in schedulers}.values()}

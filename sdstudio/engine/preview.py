@@ -75,6 +75,9 @@ class LatentPreview:
         self.bias = bias  # (3,) float32
         self.source = source  # "table" or "fitted", for tests and the benchmark
 
+    def start(self) -> None:
+        """A job begins (nothing to reset: a map costs nothing)."""
+
     def image(self, latents: torch.Tensor) -> Image:
         import torch
         from PIL import Image as PILImage
@@ -109,6 +112,11 @@ class DecoderPreview:
         self._credit = 0.0
         self._step_seconds = 0.0  # the last time between two previews within a job
         self._last_return: float | None = None
+
+    def start(self) -> None:
+        """A job begins: its first step decodes, whatever the jobs before it spent."""
+        self._credit = 0.0
+        self._last_return = None
 
     def image(self, latents: torch.Tensor) -> Image | None:
         now = time.perf_counter()

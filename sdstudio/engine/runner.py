@@ -42,7 +42,7 @@ from sdstudio.engine.request import BUILTIN_MODEL, Family, GenerationRequest, Mo
 
 if TYPE_CHECKING:
     from sdstudio.engine.models import LoadedModel
-    from sdstudio.engine.preview import LatentPreview
+    from sdstudio.engine.preview import DecoderPreview, LatentPreview
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Engine:
         self._closed = False
         self._ids = itertools.count(1)
         self._model: LoadedModel | None = None  # touched by the worker thread only
-        self._previewer: LatentPreview | None = None
+        self._previewer: LatentPreview | DecoderPreview | None = None
         self._model_info: ModelInfo | None = None
         self._thread = threading.Thread(target=self._work, name="sdstudio-engine", daemon=True)
         self._thread.start()

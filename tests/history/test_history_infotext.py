@@ -108,7 +108,10 @@ def test_our_own_text_reads_back_as_the_same_request():
     )
     model = ModelInfo("my model, v2", "sd1", True, "cpu", "float32", "/models/x.safetensors")
     text = request_infotext(request.replace(seed=77), model)
-    written = {k: v for k, v in request.replace(seed=77).fields().items() if BY_NAME[k].infotext or "prompt" in k}
+    fields = request.replace(seed=77).fields()
+    # Every value the text holds (a default such as clip skip 1 is left out, as A1111 does).
+    written = {k: v for k, v in fields.items()
+               if (request.mode in BY_NAME[k].modes and BY_NAME[k].infotext_value(fields) is not None) or "prompt" in k}
     assert fields_from_infotext(text) == written
     assert parse_infotext(text).params["Model"] == "my model, v2"
 
