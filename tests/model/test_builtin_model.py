@@ -8,7 +8,7 @@ from PIL import Image
 
 from sdstudio.engine.events import Failed, Finished
 from sdstudio.engine.models import builtin_model_path
-from sdstudio.engine.request import BUILTIN_MODEL, GenerationRequest, Mode, ModelRef
+from sdstudio.engine.request import BUILTIN_MODEL, GenerationRequest, Inputs, Mode, ModelRef
 from tools.builtin_model.evaluate import held_out_prompts, judge_image
 
 pytestmark = pytest.mark.skipif(
@@ -27,7 +27,7 @@ def engine():
 
 def _run(engine, **fields) -> list[Image.Image]:
     events = []
-    job = engine.submit(GenerationRequest(model=ModelRef(BUILTIN_MODEL), **fields), events.append)
+    job = engine.submit(GenerationRequest.create(model=ModelRef(BUILTIN_MODEL), **fields), events.append)
     assert job.wait(120)
     assert not isinstance(events[-1], Failed), events[-1]
     assert isinstance(events[-1], Finished)
@@ -48,13 +48,13 @@ def test_every_mode_runs_on_the_builtin_model(engine):
     init = _run(engine, prompt="a large red circle in the centre on a blue background", width=128,
                 height=128, steps=6, seed=1)[0]
     assert init.size == (128, 128)
-    out = _run(engine, prompt="a green square", mode=Mode.IMG2IMG, init_image=init, strength=0.6,
-               width=128, height=128, steps=6, seed=1)[0]
+    out = _run(engine, prompt="a green square", mode=Mode.IMG2IMG, strength=0.6,
+               width=128, height=128, steps=6, seed=1, inputs=Inputs.from_pil(init_image=init))[0]
     assert out.size == (128, 128)
     mask = Image.new("L", (128, 128), 0)
     mask.paste(255, (32, 32, 96, 96))
-    painted = _run(engine, prompt="a yellow star", mode=Mode.INPAINT, init_image=init, mask=mask,
-                   mask_blur=0, width=128, height=128, steps=6, seed=1)[0]
+    painted = _run(engine, prompt="a yellow star", mode=Mode.INPAINT,
+                   mask_blur=0, width=128, height=128, steps=6, seed=1, inputs=Inputs.from_pil(init_image=init, mask=mask))[0]
     a, b = np.asarray(painted), np.asarray(init)
     outside = np.asarray(mask) == 0
     assert (a[outside] == b[outside]).all()
