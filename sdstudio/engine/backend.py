@@ -13,16 +13,19 @@ callers hop to their own loop. The UI and the CLI import this module, `request.p
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from sdstudio.engine.events import Event, JobKind, JobState
+from sdstudio.engine.events import OUTCOMES, Event, JobKind, JobState, is_last_event
 from sdstudio.engine.parameters import BY_NAME
 from sdstudio.engine.request import Family, GenerationRequest, ModelInfo, ModelRef
 
 Callback = Callable[[Event], None]
+log = logging.getLogger(__name__)
 
 
 class Feature(StrEnum):
@@ -107,3 +110,28 @@ def builtin_model_available() -> bool:
     from sdstudio.engine.models import builtin_model_path
 
     return (builtin_model_path() / "model_index.json").is_file()
+
+
+class ListenerError(Exception):
+    """A job's event callback raised: the job fails, the backend goes on."""
+
+
+def deliver(job: JobHandle, event: Event, callback: Callback, done: threading.Event) -> None:
+    """Give `event` to a job's `callback`, the one way every backend does it: the final event
+    sets the job's state and `done`; a callback that raises anything (even SystemExit) on an
+    earlier event fails its job through ListenerError, on the final one it is only logged.
+    Nothing reaches a job after its final event."""
+    if done.is_set():
+        return
+    last = is_last_event(event, job.kind)
+    if last:
+        job.state = OUTCOMES.get(type(event), JobState.DONE)
+    try:
+        callback(event)
+    except BaseException as exc:  # noqa: BLE001 - a broken listener must not end the backend
+        log.error("event callback of job %s raised on %s", job.id, type(event).__name__, exc_info=exc)
+        if not last:
+            raise ListenerError(f"The job's listener failed on {type(event).__name__}: {exc!r}") from exc
+    finally:
+        if last:
+            done.set()

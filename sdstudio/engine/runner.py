@@ -20,9 +20,8 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.backend import Callback, Capabilities, Feature
+from sdstudio.engine.backend import Callback, Capabilities, Feature, deliver
 from sdstudio.engine.events import (
-    OUTCOMES,
     Cancelled,
     ErrorKind,
     Event,
@@ -33,7 +32,6 @@ from sdstudio.engine.events import (
     ModelLoading,
     Notice,
     Started,
-    is_last_event,
 )
 from sdstudio.engine.generate import JobInterrupted, plan_generation, run_generation
 from sdstudio.engine.hires import hires_size
@@ -45,10 +43,6 @@ if TYPE_CHECKING:
     from sdstudio.engine.preview import DecoderPreview, LatentPreview
 
 log = logging.getLogger(__name__)
-
-
-class ListenerError(Exception):
-    """A job's event callback raised: the job fails, the worker goes on."""
 
 
 class Job:
@@ -194,22 +188,7 @@ class Engine:
         gc.collect()
 
     def _emit(self, job: Job, event: Event) -> None:
-        """Deliver `event`. A callback that raises anything (even SystemExit) on a non-final
-        event fails its job through ListenerError; on the final event it is only logged."""
-        if job._done.is_set():
-            return  # the job already ended (a listener failed while its Failed was sent)
-        last = is_last_event(event, job.kind)
-        if last:
-            job.state = OUTCOMES.get(type(event), JobState.DONE)
-        try:
-            job._callback(event)
-        except BaseException as exc:  # noqa: BLE001 - a broken listener must not kill the worker
-            log.error("event callback of job %s raised on %s", job.id, type(event).__name__, exc_info=exc)
-            if not last:
-                raise ListenerError(f"The job's listener failed on {type(event).__name__}: {exc!r}") from exc
-        finally:
-            if last:
-                job._done.set()
+        deliver(job, event, job._callback, job._done)
 
     # ---- jobs (worker thread) -----------------------------------------------------------
 

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sdstudio.engine.backend import Callback, Capabilities, Feature
+from sdstudio.engine.backend import Callback, Capabilities, Feature, ListenerError, deliver
 from sdstudio.engine.comfy.client import (
     PNG,
     PREVIEW_IMAGE,
@@ -46,7 +46,6 @@ from sdstudio.engine.comfy.graphs import (
     server_samplers,
 )
 from sdstudio.engine.events import (
-    OUTCOMES,
     BatchDone,
     Cancelled,
     ErrorKind,
@@ -59,7 +58,6 @@ from sdstudio.engine.events import (
     Notice,
     Started,
     Step,
-    is_last_event,
 )
 from sdstudio.engine.hires import hires_size
 from sdstudio.engine.images import InputError, PreparedInputs, check_request, prepare_inputs
@@ -79,10 +77,6 @@ CAPABILITIES_WAIT = 3.0
 
 class _Cancel(Exception):
     """The running job was cancelled."""
-
-
-class ListenerError(Exception):
-    """A job's event callback raised: the job fails, the backend goes on."""
 
 
 @dataclass(eq=False)
@@ -264,22 +258,7 @@ class ComfyBackend:
             self._client.close()
 
     def _emit(self, job: ComfyJob, event: Event) -> None:
-        """Deliver `event`; a callback that raises (anything) on a non-final event fails its
-        job through ListenerError, on the final event it is only logged."""
-        if job.done.is_set():
-            return
-        last = is_last_event(event, job.kind)
-        if last:
-            job.state = OUTCOMES.get(type(event), JobState.DONE)
-        try:
-            job.callback(event)
-        except BaseException as exc:  # noqa: BLE001 - a broken listener must not end the worker
-            log.error("event callback of job %s raised on %s", job.id, type(event).__name__, exc_info=exc)
-            if not last:
-                raise ListenerError(f"The job's listener failed on {type(event).__name__}: {exc!r}") from exc
-        finally:
-            if last:
-                job.done.set()
+        deliver(job, event, job.callback, job.done)
 
     # ---- jobs (worker thread) ---------------------------------------------------------
 
