@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import atexit
 import gc
-import itertools
 import logging
 import threading
 import traceback
 import weakref
-from collections import deque
 from typing import TYPE_CHECKING
 
 from sdstudio.engine.backend import Callback, Capabilities, Feature, deliver
@@ -36,6 +34,7 @@ from sdstudio.engine.events import (
 from sdstudio.engine.generate import JobInterrupted, plan_generation, run_generation
 from sdstudio.engine.hires import hires_size
 from sdstudio.engine.images import BadOutputError, InputError, check_request, prepare_inputs
+from sdstudio.engine.job_queue import SerialQueue
 from sdstudio.engine.request import BUILTIN_MODEL, Family, GenerationRequest, ModelInfo, ModelRef
 
 if TYPE_CHECKING:
@@ -77,16 +76,14 @@ class Engine:
     def __init__(self, device: str | None = None, dtype: str | None = None) -> None:
         self._device = device
         self._dtype = dtype
-        self._lock = threading.Condition()
-        self._queue: deque[Job] = deque()
-        self._running: Job | None = None
-        self._closed = False
-        self._ids = itertools.count(1)
         self._model: LoadedModel | None = None  # touched by the worker thread only
         self._previewer: LatentPreview | DecoderPreview | None = None
         self._model_info: ModelInfo | None = None
-        self._thread = threading.Thread(target=self._work, name="sdstudio-engine", daemon=True)
-        self._thread.start()
+        # `run` looks the method up per job, so a test may replace it on the instance.
+        self._jobs: SerialQueue[Job] = SerialQueue(
+            "sdstudio-engine", run=lambda job: self._run(job), stop=lambda job: job._cancel.set(),
+            cancelled=lambda job: self._emit(job, Cancelled()), after=self._release,
+        )
         # A worker still inside torch while the interpreter exits aborts the process.
         atexit.register(_shutdown_if_alive, weakref.ref(self))
 
@@ -101,25 +98,13 @@ class Engine:
     def cancel(self, job: Job) -> None:
         """A pending job leaves the queue (Cancelled at once); the running one stops at its next
         step (Cancelled from the worker). Finished jobs are left alone."""
-        with self._lock:
-            pending = job in self._queue
-            if pending:
-                self._queue.remove(job)
-            elif job is self._running:
-                job._cancel.set()
-        if pending:
-            self._emit(job, Cancelled())
+        self._jobs.cancel(job)
 
     def cancel_all_pending(self) -> None:
-        with self._lock:
-            jobs = list(self._queue)
-            self._queue.clear()
-        for job in jobs:
-            self._emit(job, Cancelled())
+        self._jobs.cancel_all_pending()
 
     def pending_jobs(self) -> list[Job]:
-        with self._lock:
-            return list(self._queue)
+        return self._jobs.pending()
 
     def list_models(self) -> list[ModelRef]:
         from sdstudio.engine.backend import builtin_model_available
@@ -145,45 +130,15 @@ class Engine:
 
     def shutdown(self, wait: bool = True) -> None:
         """Cancel pending jobs, stop the running one at its next step and end the worker."""
-        with self._lock:  # one critical section, so the worker cannot start a pending job
-            self._closed = True
-            pending = list(self._queue)
-            self._queue.clear()
-            if self._running is not None:
-                self._running._cancel.set()
-            self._lock.notify_all()
-        for job in pending:
-            self._emit(job, Cancelled())
-        if wait and threading.current_thread() is not self._thread:
-            self._thread.join()
+        self._jobs.shutdown(wait)
 
     # ---- queue --------------------------------------------------------------------------
 
     def _enqueue(self, request: GenerationRequest | None, ref: ModelRef, callback: Callback) -> Job:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the engine was shut down")
-            if not self._thread.is_alive():
-                raise RuntimeError("the engine's worker has stopped; restart the app")
-            job = Job(next(self._ids), request, ref, callback)
-            self._queue.append(job)
-            self._lock.notify()
-        return job
+        return self._jobs.add(lambda job_id: Job(job_id, request, ref, callback), "the engine was shut down")
 
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue and not self._closed:
-                    self._lock.wait()
-                if not self._queue:
-                    break
-                job = self._running = self._queue.popleft()
-                job.state = JobState.RUNNING
-            try:
-                self._run(job)
-            finally:
-                with self._lock:
-                    self._running = None
+    def _release(self) -> None:
+        """The worker's last act: the pipelines go with it."""
         self._model = self._previewer = None
         gc.collect()
 

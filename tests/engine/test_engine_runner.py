@@ -261,8 +261,8 @@ def test_a_dead_worker_refuses_jobs_instead_of_queueing_them(tiny_sd1, monkeypat
 
     monkeypatch.setattr(eng, "_run", die)
     eng.submit(make(tiny_sd1, steps=1), lambda e: None)
-    eng._thread.join(TIMEOUT)
-    assert not eng._thread.is_alive()
+    eng._jobs.thread.join(TIMEOUT)
+    assert not eng._jobs.thread.is_alive()
     with pytest.raises(RuntimeError, match="worker has stopped"):
         eng.submit(make(tiny_sd1, steps=1), lambda e: None)
 

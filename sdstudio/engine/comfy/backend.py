@@ -12,14 +12,12 @@ inpaint crops and pastes back here with the same code, so unmasked pixels stay e
 from __future__ import annotations
 
 import io
-import itertools
 import logging
 import queue
 import random
 import threading
 import time
 import traceback
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +59,7 @@ from sdstudio.engine.events import (
 )
 from sdstudio.engine.hires import hires_size
 from sdstudio.engine.images import InputError, PreparedInputs, check_request, prepare_inputs
+from sdstudio.engine.job_queue import SerialQueue
 from sdstudio.engine.parameters import BY_NAME, MAX_SEED, seeds_for
 from sdstudio.engine.params import result_image
 from sdstudio.engine.request import Family, GenerationRequest, ImageData, ModelInfo, ModelRef
@@ -123,18 +122,15 @@ class ComfyBackend:
         self.url = self._client.url
         self._idle_timeout = idle_timeout
         self._websocket_images = websocket_images
-        self._lock = threading.Condition()
-        self._queue: deque[ComfyJob] = deque()
-        self._running: ComfyJob | None = None
-        self._closed = False
-        self._ids = itertools.count(1)
         self._info_lock = threading.Lock()
         self._object_info: dict[str, Any] | None = None
         self._model_info: ModelInfo | None = None
         self._info_asked = threading.Event()
         threading.Thread(target=self._prefetch, name="sdstudio-comfy-info", daemon=True).start()
-        self._thread = threading.Thread(target=self._work, name="sdstudio-comfy-jobs", daemon=True)
-        self._thread.start()
+        self._jobs: SerialQueue[ComfyJob] = SerialQueue(
+            "sdstudio-comfy-jobs", run=self._run, stop=self._stop,
+            cancelled=lambda job: self._emit(job, Cancelled()), after=self._client.close,
+        )
 
     # ---- the Backend protocol (any thread) --------------------------------------------
 
@@ -145,27 +141,13 @@ class ComfyBackend:
         return self._enqueue(None, ref, callback)
 
     def cancel(self, job: ComfyJob) -> None:
-        with self._lock:
-            pending = job in self._queue
-            if pending:
-                self._queue.remove(job)
-            elif job is self._running:
-                job.cancelled.set()
-                if job.prompt_id:
-                    self._client.stop_prompt(job.prompt_id)
-        if pending:
-            self._emit(job, Cancelled())
+        self._jobs.cancel(job)
 
     def cancel_all_pending(self) -> None:
-        with self._lock:
-            jobs = list(self._queue)
-            self._queue.clear()
-        for job in jobs:
-            self._emit(job, Cancelled())
+        self._jobs.cancel_all_pending()
 
     def pending_jobs(self) -> list[ComfyJob]:
-        with self._lock:
-            return list(self._queue)
+        return self._jobs.pending()
 
     def list_models(self) -> list[ModelRef]:
         """The server's checkpoints ([] when it cannot be reached)."""
@@ -210,52 +192,25 @@ class ComfyBackend:
     @property
     def busy(self) -> bool:
         """Whether a job runs or waits here (for a dispatcher picking an idle server)."""
-        with self._lock:
-            return self._running is not None or bool(self._queue)
+        return self._jobs.busy
 
     def shutdown(self, wait: bool = True) -> None:
-        with self._lock:
-            self._closed = True
-            pending = list(self._queue)
-            self._queue.clear()
-            running = self._running
-            self._lock.notify_all()
-        for job in pending:
-            self._emit(job, Cancelled())
-        if running is not None:
-            self.cancel(running)
-        if wait and threading.current_thread() is not self._thread:
-            self._thread.join()
-        if wait or not self._thread.is_alive():
+        self._jobs.shutdown(wait)
+        if wait or not self._jobs.thread.is_alive():
             self._client.close()
 
     # ---- queue ------------------------------------------------------------------------
 
     def _enqueue(self, request: GenerationRequest | None, ref: ModelRef, callback: Callback) -> ComfyJob:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"the connection to {self.url} was shut down")
-            job = ComfyJob(next(self._ids), request, ref, callback)
-            self._queue.append(job)
-            self._lock.notify()
-        return job
+        return self._jobs.add(
+            lambda job_id: ComfyJob(job_id, request, ref, callback), f"the connection to {self.url} was shut down"
+        )
 
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue and not self._closed:
-                    self._lock.wait()
-                if not self._queue:
-                    break
-                job = self._running = self._queue.popleft()
-                job.state = JobState.RUNNING
-            try:
-                self._run(job)
-            finally:
-                with self._lock:
-                    self._running = None
-        if self._closed:
-            self._client.close()
+    def _stop(self, job: ComfyJob) -> None:
+        """Ask the running job to stop: at its next step here, and on the server at once."""
+        job.cancelled.set()
+        if job.prompt_id:
+            self._client.stop_prompt(job.prompt_id)
 
     def _emit(self, job: ComfyJob, event: Event) -> None:
         deliver(job, event, job.callback, job.done)
