@@ -119,10 +119,10 @@ def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prep
 def _extra_network_notices(request: GenerationRequest) -> list[str]:
     """A1111's `<lora:…>` tags name files, not words: the encoder never reads them, and until
     such files load the person is told they had no effect rather than left to guess."""
-    from sdstudio.engine.prompts import split_extra_networks
+    from sdstudio.engine.networks import parse_tags
 
     prompt = request.prompt
-    tags = [tag for text in (prompt.prompt, prompt.negative_prompt) for tag in split_extra_networks(text)[1]]
+    tags = [tag.text for text in (prompt.prompt, prompt.negative_prompt) for tag in parse_tags(text)]
     if not tags:
         return []
     return [f"{', '.join(tags)}: LoRAs and other extra networks are not supported yet; the tags were left out."]

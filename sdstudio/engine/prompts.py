@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from sdstudio.engine.networks import strip_tags
+
 ROUND = 1.1
 SQUARE = 1 / 1.1  # A1111 multiplies by the reciprocal (not divides): the same floats result
 CHUNK_LENGTH = 75  # tokens a CLIP text encoder reads per pass, without its start and end tokens
@@ -94,16 +96,6 @@ def parse_prompt(prompt: str) -> list[list[Weighted]]:
     return [section or [("", 1.0)] for section in sections]
 
 
-_EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")
-
-
-def split_extra_networks(prompt: str) -> tuple[str, list[str]]:
-    """The prompt without A1111's extra-network tags (`<lora:name:0.8>`, `<hypernet:…>`),
-    which name files to load rather than words to encode, and the tags taken out."""
-    tags = [match.group(0) for match in _EXTRA_NETWORK.finditer(prompt)]
-    return _EXTRA_NETWORK.sub("", prompt), tags
-
-
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -130,7 +122,7 @@ def chunk_prompt(prompt: str, tokenize: Tokenize, comma: int) -> list[Chunk]:
     ",". Extra-network tags are left out. Always at least one chunk (an empty prompt is one
     empty chunk)."""
     chunks: list[Chunk] = []
-    sections = parse_prompt(split_extra_networks(prompt)[0])
+    sections = parse_prompt(strip_tags(prompt))
     for number, section in enumerate(sections, 1):
         chunk = Chunk()
         last_comma = -1  # index in chunk.tokens of its last comma

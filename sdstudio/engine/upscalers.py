@@ -8,19 +8,19 @@ same opt-in as checkpoints (`allow_pickle`). Torch and spandrel are imported on 
 
 from __future__ import annotations
 
-import os
 import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sdstudio.engine.networks import NetworkFolders, NetworkKind
 from sdstudio.engine.parameters import UPSCALER_MODEL_SUFFIXES
 
 if TYPE_CHECKING:
     from PIL import Image
 
-FOLDER_ENV = "SDSTUDIO_UPSCALERS"
+FOLDER_ENV = NetworkKind.UPSCALER.env
 TILE = 256  # input pixels a side per tile: ESRGAN at 23 blocks holds ~0.5 GB of activations here
 OVERLAP = 16  # input pixels of context each side of a tile, cropped from its output
 MAX_PASSES = 3  # A1111 runs a ×2 model at most three times for a bigger factor
@@ -32,12 +32,8 @@ class UpscalerError(ValueError):
 
 def upscaler_folder() -> Path:
     """Where upscaler models are looked up by name: $SDSTUDIO_UPSCALERS, else the app's data
-    folder's `upscalers`."""
-    if os.environ.get(FOLDER_ENV):
-        return Path(os.environ[FOLDER_ENV])
-    from platformdirs import user_data_path
-
-    return user_data_path("sdstudio") / "upscalers"
+    folder's `upscalers` (the rule every add-on folder follows, see networks.py)."""
+    return NetworkFolders.default().upscalers
 
 
 def list_upscalers(folder: Path | None = None, allow_pickle: bool = False) -> list[str]:

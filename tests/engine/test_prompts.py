@@ -11,7 +11,6 @@ from sdstudio.engine.prompts import (
     chunk_prompt,
     nudge_weight,
     parse_prompt,
-    split_extra_networks,
     token_counts,
 )
 
@@ -138,7 +137,5 @@ def test_the_pure_tokenizer_matches_clips():
     assert prompt_token_counts("(a lighthouse:1.3) BREAK [at dusk]") == [2, 2]
 
 
-def test_extra_network_tags_are_taken_out_of_the_text():
-    assert split_extra_networks("a cat <lora:film_grain-v2:0.8>, <hypernet:x:1> <not a tag>") == (
-        "a cat ,  <not a tag>", ["<lora:film_grain-v2:0.8>", "<hypernet:x:1>"])
+def test_extra_network_tags_are_not_counted():
     assert counts("<lora:style:1> a cat") == counts("a cat") == [2]
