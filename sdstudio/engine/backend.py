@@ -18,11 +18,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sdstudio.engine.events import OUTCOMES, Event, JobKind, JobState, is_last_event
+from sdstudio.engine.events import OUTCOMES, Event, JobKind, JobState, ResultImage, is_last_event
 from sdstudio.engine.parameters import BY_NAME
-from sdstudio.engine.request import Family, GenerationRequest, ModelInfo, ModelRef
+from sdstudio.engine.params import postprocess_text
+from sdstudio.engine.request import Family, GenerationRequest, ImageData, ModelInfo, ModelRef
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 Callback = Callable[[Event], None]
 log = logging.getLogger(__name__)
@@ -48,6 +52,35 @@ class Capabilities:
     max_batch_size: int = int(BY_NAME["batch_size"].maximum or 1)
     # Installed upscaler models: besides the built-in methods, what `hires_upscaler` may name.
     upscalers: tuple[str, ...] = ()
+    # LoRA files a prompt's `<lora:name:weight>` tags may name (as the backend lists them).
+    loras: tuple[str, ...] = ()
+
+
+# The upscaler every backend has; the others are model files (`Capabilities.upscalers`).
+LANCZOS = "Lanczos"
+UPSCALE_FACTORS = (2.0, 4.0)  # what the window offers
+MAX_UPSCALE = 8.0
+
+
+@dataclass(frozen=True)
+class Upscale:
+    """An upscale job: `image` (encoded) enlarged `scale` times by `upscaler` (LANCZOS or a model
+    file name). `source` is the request that made the picture, its lineage (`inputs.source`) set
+    to the picture itself, and `infotext` its A1111 text: the result carries both, the text with
+    A1111's `Postprocess upscale by` / `Postprocess upscaler` added."""
+
+    image: ImageData
+    scale: float
+    upscaler: str
+    source: GenerationRequest
+    infotext: str = ""
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """The result's size for a picture of `width` x `height`."""
+        return round(width * self.scale), round(height * self.scale)
+
+    def result(self, image: Image, model: ModelInfo | None = None) -> ResultImage:
+        return ResultImage(image, self.source, model, postprocess_text(self.infotext, self.scale, self.upscaler))
 
 
 class JobHandle(Protocol):
@@ -71,6 +104,11 @@ class Backend(Protocol):
 
     def load_model(self, ref: ModelRef, callback: Callback) -> JobHandle:
         """Queue a model load; later generations for `ref` use it."""
+        ...
+
+    def upscale(self, order: Upscale, callback: Callback) -> JobHandle:
+        """Queue an upscale (kind UPSCALE, `request` = `order.source`), in line with the
+        generations: Started, a Step per tile, Finished with one ResultImage (`order.result`)."""
         ...
 
     def cancel(self, job: JobHandle) -> None:

@@ -7,8 +7,10 @@ import pytest
 from sdstudio.engine.comfy.client import auth_headers, normalized_url
 from sdstudio.engine.comfy.graphs import (
     SAMPLERS,
+    Lora,
     Uploaded,
     batch_graph,
+    find_listed,
     sampler_plan,
     server_samplers,
 )
@@ -48,6 +50,27 @@ def test_each_image_of_a_batch_has_its_own_sampler_chain_and_seed():
     txt = batch_graph(request.replace(mode=Mode.TXT2IMG), "m", [1], (64, 72), Uploaded(), websocket_output=False)
     assert txt.graph["latent"]["inputs"] == {"width": 64, "height": 72, "batch_size": 1}
     assert txt.graph[txt.outputs[0]]["class_type"] == "PreviewImage"
+
+
+def test_loras_chain_after_the_checkpoint_and_their_tags_leave_the_text():
+    request = GenerationRequest.create(prompt="a fig <lora:ink:0.5>", negative_prompt="<lora:ink:1> blur", cfg_scale=7.0)
+    loras = [Lora("styles/ink.safetensors", 0.5, 0.25), Lora("b.pt", 1.0, 1.0)]
+    graph = batch_graph(request, "m", [1], (64, 64), Uploaded(), loras=loras).graph
+    assert graph["lora0"]["inputs"] == {"model": ["ckpt", 0], "clip": ["ckpt", 1], "lora_name": "styles/ink.safetensors",
+                                        "strength_model": 0.5, "strength_clip": 0.25}
+    assert graph["lora1"]["inputs"]["model"] == ["lora0", 0] and graph["lora1"]["inputs"]["clip"] == ["lora0", 1]
+    assert graph["pos"]["inputs"] == {"text": "a fig ", "clip": ["lora1", 1]}
+    assert graph["neg"]["inputs"]["text"] == " blur"
+    assert graph["sample0"]["inputs"]["model"] == ["lora1", 0]
+
+
+def test_a_server_file_is_found_with_or_without_folders_and_extension():
+    names = ["styles/Ink.safetensors", "ink2.safetensors", "detail.pt"]
+    assert find_listed(names, "styles/Ink.safetensors") == "styles/Ink.safetensors"
+    assert find_listed(names, "Ink") == find_listed(names, "ink") == "styles/Ink.safetensors"
+    assert find_listed(names, "detail") == "detail.pt"
+    assert find_listed(names, "styles/Ink") == "styles/Ink.safetensors"
+    assert find_listed(names, "nk") is None
 
 
 def test_addresses_and_tokens():

@@ -21,7 +21,15 @@ import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sdstudio.engine.backend import Callback, Capabilities, Feature, ListenerError, deliver
+from sdstudio.engine.backend import (
+    LANCZOS,
+    Callback,
+    Capabilities,
+    Feature,
+    ListenerError,
+    Upscale,
+    deliver,
+)
 from sdstudio.engine.comfy.client import (
     PNG,
     PREVIEW_IMAGE,
@@ -36,12 +44,18 @@ from sdstudio.engine.comfy.graphs import (
     LATENT_METHODS,
     PIXEL_METHODS,
     BatchGraph,
+    Lora,
     Uploaded,
     batch_graph,
+    find_listed,
     hires_plan,
     sampler_plan,
     server_checkpoints,
+    server_loras,
     server_samplers,
+    server_upscalers,
+    short_name,
+    upscale_graph,
 )
 from sdstudio.engine.events import (
     BatchDone,
@@ -58,8 +72,15 @@ from sdstudio.engine.events import (
     Step,
 )
 from sdstudio.engine.hires import hires_size
-from sdstudio.engine.images import InputError, PreparedInputs, check_request, prepare_inputs
+from sdstudio.engine.images import (
+    InputError,
+    PreparedInputs,
+    check_request,
+    prepare_inputs,
+    upscale_input,
+)
 from sdstudio.engine.job_queue import SerialQueue
+from sdstudio.engine.networks import NetworkKind, not_found_message, parse_tags
 from sdstudio.engine.parameters import BY_NAME, MAX_SEED, seeds_for
 from sdstudio.engine.params import result_image
 from sdstudio.engine.request import Family, GenerationRequest, ImageData, ModelInfo, ModelRef
@@ -80,7 +101,8 @@ class _Cancel(Exception):
 
 @dataclass(eq=False)
 class ComfyJob:
-    """A handle on one job (`request` None: a model check, the "load" of a server model)."""
+    """A handle on one job (`request` None: a model check, the "load" of a server model;
+    `order`: an upscale, `request` its source's)."""
 
     id: int
     request: GenerationRequest | None
@@ -90,10 +112,11 @@ class ComfyJob:
     prompt_id: str | None = None  # the server's id of the batch that runs now
     cancelled: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
+    order: Upscale | None = None
 
     @property
     def kind(self) -> JobKind:
-        return JobKind.LOAD_MODEL if self.request is None else JobKind.GENERATE
+        return JobKind.UPSCALE if self.order else JobKind.LOAD_MODEL if self.request is None else JobKind.GENERATE
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
@@ -140,6 +163,9 @@ class ComfyBackend:
     def load_model(self, ref: ModelRef, callback: Callback) -> ComfyJob:
         return self._enqueue(None, ref, callback)
 
+    def upscale(self, order: Upscale, callback: Callback) -> ComfyJob:
+        return self._enqueue(order.source, order.source.model, callback, order)
+
     def cancel(self, job: ComfyJob) -> None:
         self._jobs.cancel(job)
 
@@ -163,12 +189,13 @@ class ComfyBackend:
         has answered (a job asks again)."""
         self._info_asked.wait(CAPABILITIES_WAIT)
         info = self._object_info
-        samplers = tuple(server_samplers(info)) if info else ()
         return Capabilities(
             name=self.url,
-            samplers=samplers,
+            samplers=tuple(server_samplers(info)) if info else (),
             families=frozenset(Family),
             features=frozenset({Feature.PREVIEWS, Feature.INPAINT, Feature.ONLY_MASKED}),
+            upscalers=tuple(server_upscalers(info)) if info else (),
+            loras=tuple(server_loras(info)) if info else (),
         )
 
     @property
@@ -201,9 +228,12 @@ class ComfyBackend:
 
     # ---- queue ------------------------------------------------------------------------
 
-    def _enqueue(self, request: GenerationRequest | None, ref: ModelRef, callback: Callback) -> ComfyJob:
+    def _enqueue(
+        self, request: GenerationRequest | None, ref: ModelRef, callback: Callback, order: Upscale | None = None
+    ) -> ComfyJob:
         return self._jobs.add(
-            lambda job_id: ComfyJob(job_id, request, ref, callback), f"the connection to {self.url} was shut down"
+            lambda job_id: ComfyJob(job_id, request, ref, callback, order=order),
+            f"the connection to {self.url} was shut down",
         )
 
     def _stop(self, job: ComfyJob) -> None:
@@ -222,6 +252,9 @@ class ComfyBackend:
         try:
             if job.cancelled.is_set():
                 raise _Cancel
+            if job.order is not None:
+                self._upscale(job, job.order, emit)
+                return
             if job.request is None:
                 emit(ModelLoaded(self._use_model(job.model_ref)))
                 return
@@ -292,6 +325,7 @@ class ComfyBackend:
                     "leaves no step to run: raise either."
                 )
             steps += hires_steps
+        loras, skipped = self._loras(request)
         prepared = prepare_inputs(request)
         request = request.replace(width=prepared.width, height=prepared.height)
         extent = request.extent
@@ -300,14 +334,15 @@ class ComfyBackend:
         uploaded = self._upload(prepared)
         total = steps * len(seeds)
         emit(Started(total=total))
-        for message in prepared.notices:
+        for message in (*prepared.notices, *skipped):
             emit(Notice(message))
         websocket_images = self._websocket_images and bool(self._server_info().get("SaveImageWebsocket"))
         results: list = []
         for start in range(0, len(seeds), extent.batch_size):
             batch_seeds = seeds[start : start + extent.batch_size]
             graph = batch_graph(
-                request, info.source, batch_seeds, (prepared.width, prepared.height), uploaded, websocket_images, upscale
+                request, info.source, batch_seeds, (prepared.width, prepared.height), uploaded, websocket_images, upscale,
+                loras,
             )
             images = _PromptRun(self, job, graph, emit, total, start * steps).run()
             batch = []
@@ -320,15 +355,60 @@ class ComfyBackend:
             results += batch
         emit(Finished(tuple(results)))
 
-    def _upload(self, prepared: PreparedInputs) -> Uploaded:
-        def put(image: Image | None) -> str | None:
-            if image is None:
-                return None
-            data = ImageData.from_pil(image)
-            # Named by content: a repeated job re-uses the file, and ComfyUI its cached encode.
-            return self._client.upload_image(data.data, f"sdstudio-{data.sha256[:24]}.png")
+    def _loras(self, request: GenerationRequest) -> tuple[list[Lora], list[str]]:
+        """The server's LoRA files the positive prompt's `<lora:name:weight>` tags name, and a
+        notice per other tag (hypernetworks and the like run nowhere here). A name the server
+        lacks, even after a fresh look, fails the job naming the server and close matches."""
+        tags = parse_tags(request.prompt.prompt)
+        loras = []
+        for tag in (t for t in tags if t.kind == "lora"):
+            for refresh in (False, True):  # a LoRA copied in since the last look counts
+                names = server_loras(self._server_info(refresh))
+                found = find_listed(names, tag.name)
+                if found is not None:
+                    loras.append(Lora(found, model_strength=tag.unet_weight, clip_strength=tag.weight))
+                    break
+            else:
+                known = [short_name(n) for n in names]
+                raise InputError(not_found_message(NetworkKind.LORA, tag.name, known, f"the server at {self.url}"))
+        skipped = [f"{t.text}: {t.kind} tags do nothing on a ComfyUI server; it was left out." for t in tags if t.kind != "lora"]
+        return loras, skipped
 
-        return Uploaded(put(prepared.init_image), put(prepared.mask))
+    def _upscale(self, job: ComfyJob, order: Upscale, emit: Callback) -> None:
+        """The picture enlarged on the server by one of its upscaler models (`models/upscale_models`)
+        or Lanczos; a model the server lacks, even after a fresh look, is refused naming its own."""
+        image = upscale_input(order)
+        model = None
+        if order.upscaler != LANCZOS:
+            for refresh in (False, True):
+                names = server_upscalers(self._server_info(refresh))
+                model = find_listed(names, order.upscaler)
+                if model is not None:
+                    break
+            else:
+                raise InputError(
+                    f"The server at {self.url} has no upscaler model {order.upscaler!r} (it has: "
+                    f"{', '.join(names) or 'none'}); use one of its models or {LANCZOS}."
+                )
+        websocket_images = self._websocket_images and bool(self._server_info().get("SaveImageWebsocket"))
+        graph = upscale_graph(self._put(image), order.size(*image.size), model, websocket_images)
+        emit(Started(total=1))
+        run = _PromptRun(self, job, graph, emit, 1, 0)
+        result = run.run()[0].convert("RGB")
+        if run.step < 1:  # Lanczos, or a model the server ran from its cache: no progress came
+            emit(Step(1, 1))
+        emit(Finished((order.result(result),)))
+
+    def _put(self, image: Image | None) -> str | None:
+        """Upload a picture to the server's input folder; its name there."""
+        if image is None:
+            return None
+        data = ImageData.from_pil(image)
+        # Named by content: a repeated job re-uses the file, and ComfyUI its cached encode.
+        return self._client.upload_image(data.data, f"sdstudio-{data.sha256[:24]}.png")
+
+    def _upload(self, prepared: PreparedInputs) -> Uploaded:
+        return Uploaded(self._put(prepared.init_image), self._put(prepared.mask))
 
     def _failure(self, exc: BaseException, job: ComfyJob) -> Failed:
         details = "".join(traceback.format_exception(exc))

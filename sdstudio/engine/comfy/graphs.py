@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sdstudio.engine.networks import strip_tags
 from sdstudio.engine.request import GenerationRequest, Mode
 
 Graph = dict[str, dict[str, Any]]
@@ -68,7 +69,16 @@ class BatchGraph:
 
 
 # The node classes whose /object_info a backend needs.
-KNOWN_NODES = ("CheckpointLoaderSimple", "KSampler", "SaveImageWebsocket")
+KNOWN_NODES = ("CheckpointLoaderSimple", "KSampler", "SaveImageWebsocket", "LoraLoader", "UpscaleModelLoader")
+
+
+@dataclass(frozen=True)
+class Lora:
+    """A LoRA file of the server, applied with these strengths (ComfyUI's LoraLoader)."""
+
+    name: str  # as the server lists it, e.g. "styles/ink.safetensors"
+    model_strength: float
+    clip_strength: float
 
 
 def _options(object_info: Mapping[str, Any], node: str, name: str) -> list[str]:
@@ -83,6 +93,31 @@ def _options(object_info: Mapping[str, Any], node: str, name: str) -> list[str]:
 
 def server_checkpoints(object_info: Mapping[str, Any]) -> list[str]:
     return _options(object_info, "CheckpointLoaderSimple", "ckpt_name")
+
+
+def server_loras(object_info: Mapping[str, Any]) -> list[str]:
+    return _options(object_info, "LoraLoader", "lora_name")
+
+
+def server_upscalers(object_info: Mapping[str, Any]) -> list[str]:
+    return _options(object_info, "UpscaleModelLoader", "model_name")
+
+
+def short_name(listed: str) -> str:
+    """What a person calls a server file: its name without folders and extension, as A1111
+    finds `<lora:ink:1>` for `styles/ink.safetensors`."""
+    base = listed.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if "." in base else base
+
+
+def find_listed(names: Sequence[str], wanted: str) -> str | None:
+    """The listed name `wanted` means: the name as listed, or without its folders and
+    extension (exact case first, then any case); None when none matches."""
+    for same in (lambda a, b: a == b, lambda a, b: a.lower() == b.lower()):
+        for name in names:
+            if same(name, wanted) or same(short_name(name), wanted) or same(name.rsplit(".", 1)[0], wanted):
+                return name
+    return None
 
 
 def server_samplers(object_info: Mapping[str, Any]) -> list[str]:
@@ -127,19 +162,24 @@ def batch_graph(
     uploaded: Uploaded,
     websocket_output: bool = True,
     hires_size: tuple[int, int] | None = None,
+    loras: Sequence[Lora] = (),
 ) -> BatchGraph:
     """The graph of one batch of `request` (model defaults filled in, checked) at `size`, one
     image per seed, with a hires pass to `hires_size` when given. Final images go over the
     websocket (no file on the server) or, without that node, to the server's temp folder for
-    `/history` + `/view`."""
+    `/history` + `/view`. `loras` chain LoraLoaders after the checkpoint; the prompts' own
+    `<lora:…>` tags are left out of the text, since ComfyUI would encode them as words."""
     sampling = request.sampling
     sampler_name, scheduler = SAMPLERS[sampling.sampler]
     clip, vae, model = [CHECKPOINT, 1], [CHECKPOINT, 2], [CHECKPOINT, 0]
-    graph: Graph = {
-        CHECKPOINT: {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
-        POSITIVE: {"class_type": "CLIPTextEncode", "inputs": {"text": request.prompt.prompt, "clip": clip}},
-        NEGATIVE: {"class_type": "CLIPTextEncode", "inputs": {"text": request.prompt.negative_prompt, "clip": clip}},
-    }
+    graph: Graph = {CHECKPOINT: {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}}}
+    for k, lora in enumerate(loras):
+        graph[f"lora{k}"] = {"class_type": "LoraLoader", "inputs": {
+            "model": model, "clip": clip, "lora_name": lora.name,
+            "strength_model": lora.model_strength, "strength_clip": lora.clip_strength}}
+        model, clip = [f"lora{k}", 0], [f"lora{k}", 1]
+    for node, text in ((POSITIVE, request.prompt.prompt), (NEGATIVE, request.prompt.negative_prompt)):
+        graph[node] = {"class_type": "CLIPTextEncode", "inputs": {"text": strip_tags(text), "clip": clip}}
     latent: list[Any] = [LATENT, 0]
     steps, denoise = sampler_plan(request)
     if request.mode is Mode.TXT2IMG:
@@ -173,10 +213,7 @@ def batch_graph(
             result = _hires_pass(graph, request, k, result, hires_size, vae)
             result = ksampler(f"hires{k}", seed, result, *hires_plan(request))
         graph[decode] = {"class_type": "VAEDecode", "inputs": {"samples": result, "vae": vae}}
-        output = {"class_type": "SaveImageWebsocket", "inputs": {"images": [decode, 0]}}
-        if not websocket_output:
-            output = {"class_type": "PreviewImage", "inputs": {"images": [decode, 0]}}
-        graph[save] = output
+        graph[save] = _output([decode, 0], websocket_output)
         outputs.append(save)
     return BatchGraph(graph, samplers, tuple(outputs))
 
@@ -199,3 +236,25 @@ def _hires_pass(
         "crop": "disabled"}}
     graph[f"encode{k}"] = {"class_type": "VAEEncode", "inputs": {"pixels": [f"enlarge{k}", 0], "vae": vae}}
     return [f"encode{k}", 0]
+
+
+def _output(images: list[Any], websocket_output: bool) -> dict[str, Any]:
+    """The node that hands a final picture back: over the websocket, or by the temp folder."""
+    return {"class_type": "SaveImageWebsocket" if websocket_output else "PreviewImage", "inputs": {"images": images}}
+
+
+def upscale_graph(image: str, size: tuple[int, int], model: str | None, websocket_output: bool = True) -> BatchGraph:
+    """The uploaded picture `image` at `size`: through the server's upscaler `model` (one pass
+    at the model's own scale, as ComfyUI runs it, tile by tile), then Lanczos to the exact size;
+    Lanczos alone without a model. The model's tiles report progress, counted as one step."""
+    graph: Graph = {"picture": {"class_type": "LoadImage", "inputs": {"image": image}}}
+    pixels: list[Any] = ["picture", 0]
+    samplers: dict[str, int] = {}
+    if model is not None:
+        graph["upscaler"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": model}}
+        graph["enlarge"] = {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["upscaler", 0], "image": pixels}}
+        pixels, samplers = ["enlarge", 0], {"enlarge": 1}
+    graph["fit"] = {"class_type": "ImageScale", "inputs": {
+        "image": pixels, "upscale_method": "lanczos", "width": size[0], "height": size[1], "crop": "disabled"}}
+    graph["save"] = _output(["fit", 0], websocket_output)
+    return BatchGraph(graph, samplers, ("save",))

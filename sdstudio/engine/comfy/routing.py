@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sdstudio.engine.backend import Backend, Callback, Capabilities, JobHandle
+from sdstudio.engine.backend import Backend, Callback, Capabilities, JobHandle, Upscale
 from sdstudio.engine.comfy.backend import ComfyBackend
 from sdstudio.engine.events import OUTCOMES, Cancelled, Event, JobKind, JobState, is_last_event
 from sdstudio.engine.request import GenerationRequest, ModelInfo, ModelRef
@@ -45,6 +45,9 @@ class SwitchableBackend:
 
     def load_model(self, ref: ModelRef, callback: Callback) -> JobHandle:
         return self._owned(self.current.load_model(ref, callback))
+
+    def upscale(self, order: Upscale, callback: Callback) -> JobHandle:
+        return self._owned(self.current.upscale(order, callback))
 
     def cancel(self, job: JobHandle) -> None:
         self._owners.get(job, self.current).cancel(job)
@@ -75,7 +78,8 @@ class SwitchableBackend:
 
 @dataclass(eq=False)
 class MultiJob:
-    """A job of a MultiBackend: waits here, then runs as `inner` on `server`."""
+    """A job of a MultiBackend: waits here, then runs as `inner` on `server` (`order`: an
+    upscale, `request` its source's)."""
 
     id: int
     request: GenerationRequest | None
@@ -85,10 +89,11 @@ class MultiJob:
     server: ComfyBackend | None = None
     inner: JobHandle | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    order: Upscale | None = None
 
     @property
     def kind(self) -> JobKind:
-        return JobKind.LOAD_MODEL if self.request is None else JobKind.GENERATE
+        return JobKind.UPSCALE if self.order else JobKind.LOAD_MODEL if self.request is None else JobKind.GENERATE
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
@@ -116,6 +121,9 @@ class MultiBackend:
 
     def load_model(self, ref: ModelRef, callback: Callback) -> MultiJob:
         return self._enqueue(None, ref, callback)
+
+    def upscale(self, order: Upscale, callback: Callback) -> MultiJob:
+        return self._enqueue(order.source, order.source.model, callback, order)
 
     def cancel(self, job: MultiJob) -> None:
         with self._lock:
@@ -149,12 +157,18 @@ class MultiBackend:
 
     def capabilities(self) -> Capabilities:
         every = [server.capabilities() for server in self.servers]
-        samplers = [s for s in every[0].samplers if all(s in c.samplers for c in every[1:])]
+
+        def on_all(each: str) -> tuple[str, ...]:
+            """What every server has (a job may run on any of them), in the first one's order."""
+            return tuple(x for x in getattr(every[0], each) if all(x in getattr(c, each) for c in every[1:]))
+
         return Capabilities(
             name=", ".join(c.name for c in every),
-            samplers=tuple(samplers),
+            samplers=on_all("samplers"),
             families=frozenset.intersection(*(c.families for c in every)),
             features=frozenset.intersection(*(c.features for c in every)),
+            upscalers=on_all("upscalers"),
+            loras=on_all("loras"),
         )
 
     @property
@@ -182,11 +196,13 @@ class MultiBackend:
 
     # ---- dispatch ---------------------------------------------------------------------
 
-    def _enqueue(self, request: GenerationRequest | None, ref: ModelRef, callback: Callback) -> MultiJob:
+    def _enqueue(
+        self, request: GenerationRequest | None, ref: ModelRef, callback: Callback, order: Upscale | None = None
+    ) -> MultiJob:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the servers were shut down")
-            job = MultiJob(next(self._ids), request, ref, callback)
+            job = MultiJob(next(self._ids), request, ref, callback, order=order)
             self._queue.append(job)
             self._lock.notify_all()
         return job
@@ -225,6 +241,8 @@ class MultiBackend:
             else:
                 job.callback(event)
 
+        if job.order is not None:
+            return server.upscale(job.order, forward)
         if job.request is None:
             return server.load_model(job.model_ref, forward)
         return server.submit(job.request, forward)

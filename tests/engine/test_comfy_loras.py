@@ -1,0 +1,78 @@
+"""LoRAs on a ComfyUI server: `<lora:name:weight>` tags become LoraLoaders of the server's own
+files (a real server with a kohya-format LoRA of random weights written into its loras folder)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdstudio.engine.comfy.backend import ComfyBackend
+from sdstudio.engine.events import ErrorKind, Failed, Finished
+from sdstudio.engine.request import GenerationRequest, ModelRef
+from tests.contract.comfy_server import CHECKPOINT, install, shared_server
+
+TIMEOUT = 180
+LORA = "sdstudio-test-ink"
+
+
+def write_lora() -> None:
+    """A rank-4 SD1.5 LoRA in kohya's key format on one UNet conv, one UNet linear and one text
+    encoder layer (layers the reduced test checkpoint has), strong enough to change an image."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    path = install() / "models" / "loras" / f"{LORA}.safetensors"
+    if path.is_file():
+        return
+    generator = torch.Generator().manual_seed(0)
+    rank, tensors = 4, {}
+    for key, (out, inp), conv in (
+        ("lora_unet_down_blocks_0_attentions_0_proj_in", (320, 320), True),
+        ("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q", (320, 320), False),
+        ("lora_te_text_model_encoder_layers_0_self_attn_q_proj", (768, 768), False),
+    ):
+        kernel = (1, 1) if conv else ()
+        tensors[f"{key}.lora_down.weight"] = torch.randn((rank, inp, *kernel), generator=generator) * 0.5
+        tensors[f"{key}.lora_up.weight"] = torch.randn((out, rank, *kernel), generator=generator) * 0.5
+        tensors[f"{key}.alpha"] = torch.tensor(float(rank))
+    partial = path.with_suffix(".partial")  # listed by the server only once complete
+    save_file(tensors, str(partial))
+    partial.rename(path)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    write_lora()
+    backend = ComfyBackend(shared_server().url)
+    yield backend
+    backend.shutdown()
+
+
+def image(backend: ComfyBackend, prompt: str) -> np.ndarray:
+    request = GenerationRequest.create(model=ModelRef(CHECKPOINT), prompt=prompt, steps=3, width=64, height=64, seed=5)
+    events: list = []
+    assert backend.submit(request, events.append).wait(TIMEOUT)
+    assert isinstance(events[-1], Finished), events[-1]
+    return np.asarray(events[-1].results[0].image, dtype=np.int16)
+
+
+@pytest.mark.slow
+def test_a_lora_tag_changes_the_image_and_weight_zero_changes_nothing(backend):
+    assert f"{LORA}.safetensors" in backend.capabilities().loras
+    plain = image(backend, "a fig")
+    assert np.array_equal(image(backend, f"a fig <lora:{LORA}:0>"), plain)
+    with_lora = image(backend, f"a fig <lora:{LORA}:1>")
+    assert np.abs(with_lora - plain).mean() > 2
+    # The file name with its extension names the same LoRA.
+    assert np.array_equal(image(backend, f"<lora:{LORA}.safetensors:1> a fig"), with_lora)
+
+
+def test_an_unknown_lora_fails_naming_the_server_the_lora_and_close_matches(backend):
+    request = GenerationRequest.create(model=ModelRef(CHECKPOINT), prompt="a fig <lora:sdstudio-test-inc:1>", steps=2,
+                                       width=64, height=64)
+    events: list = []
+    assert backend.submit(request, events.append).wait(TIMEOUT)
+    failed = events[-1]
+    assert isinstance(failed, Failed) and failed.error is ErrorKind.BAD_INPUT
+    assert backend.url in failed.message and "sdstudio-test-inc" in failed.message
+    assert f"did you mean {LORA}" in failed.message
