@@ -39,6 +39,11 @@ class Settings:
     recent_servers: list[str] = field(default_factory=list)
     # Model ▸ Memory choices (MemoryOptions as a dict); empty = all automatic.
     memory: dict[str, Any] = field(default_factory=dict)
+    # Add-on folders by NetworkFolders field (loras, embeddings, vaes, upscalers); a missing or
+    # empty entry means the default folder.
+    folders: dict[str, str] = field(default_factory=dict)
+    # Model ▸ VAE per model: ModelRef.source -> VAE file name; absent = the model's own VAE.
+    vaes: dict[str, str] = field(default_factory=dict)
 
     def remember_server(self, url: str, token: str = "") -> None:
         """Generate on `url` from now on ("" = this computer); a server joins the recent ones."""
@@ -102,4 +107,7 @@ def _from_json(data: Any) -> Settings:
     for name in ("recent_models", "recent_servers"):
         if not all(isinstance(s, str) for s in values[name]):
             raise TypeError(f"'{name}' must be a list of strings")
+    for name in ("folders", "vaes"):
+        if not all(isinstance(v, str) for v in values[name].values()):
+            raise TypeError(f"'{name}' must map names to strings")
     return Settings(**values)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QTextCursor
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QGridLayout,
     QLabel,
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from sdstudio.engine.prompts import CHUNK_LENGTH, WEIGHT_STEP, nudge_weight
+from sdstudio.ui.prompt_completer import ACCEPT_KEYS, PromptCompleter
 from sdstudio.ui.queue_view import QueueButton
 
 _WEIGHT_KEYS = {Qt.Key.Key_Up: WEIGHT_STEP, Qt.Key.Key_Down: -WEIGHT_STEP}
@@ -25,12 +26,15 @@ class PromptEdit(QPlainTextEdit):
 
     # Ctrl+Enter (or Ctrl+Return) was pressed in the edit.
     submitted = Signal()
+    # The edit got the keyboard focus (the panel remembers which prompt is being written).
+    focused = Signal()
 
     def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setPlaceholderText(placeholder)
         self.setTabChangesFocus(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.completer = PromptCompleter(self)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
@@ -40,7 +44,35 @@ class PromptEdit(QPlainTextEdit):
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier and event.key() in _WEIGHT_KEYS:
             self.nudge_weight(_WEIGHT_KEYS[event.key()])
             return
+        if self.completer.is_open() and event.key() in ACCEPT_KEYS:
+            event.ignore()  # the completer accepts (Tab, Enter) or dismisses (Esc)
+            return
         super().keyPressEvent(event)
+        if event.text() or event.key() == Qt.Key.Key_Backspace:
+            self.completer.typed()
+
+    def event(self, event: QEvent) -> bool:
+        # Tab moves the focus before keyPressEvent sees it; with the popup open it accepts.
+        tab = isinstance(event, QKeyEvent) and event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab)
+        if tab and event.type() == QEvent.Type.KeyPress and self.completer.is_open():
+            event.ignore()
+            return False
+        return super().event(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        self.focused.emit()
+
+    def insert_at_cursor(self, text: str) -> None:
+        """Insert `text` at the cursor (replacing a selection), a space apart from a word
+        before it, as one undo step."""
+        cursor = self.textCursor()
+        cursor.beginEditBlock()
+        cursor.removeSelectedText()
+        before = self.toPlainText()[: _index(self.toPlainText(), cursor.position())]
+        cursor.insertText((" " if before and not before[-1].isspace() else "") + text)
+        cursor.endEditBlock()
+        self.setTextCursor(cursor)
 
     def nudge_weight(self, delta: float) -> None:
         """Raise or lower the weight of the selection (or the word at the cursor) by `delta`,
@@ -103,6 +135,9 @@ class PromptPanel(QWidget):
         self.negative_prompt = PromptEdit("What to avoid, e.g. blurry, text, watermark")
         self.prompt_tokens = TokenCount(self.prompt)
         self.negative_tokens = TokenCount(self.negative_prompt)
+        self.last_edit = self.prompt  # where the add-on browser inserts
+        for edit in (self.prompt, self.negative_prompt):
+            edit.focused.connect(lambda e=edit: setattr(self, "last_edit", e))
         line = self.fontMetrics().lineSpacing()
         self.prompt.setMinimumHeight(3 * line)
         self.negative_prompt.setMinimumHeight(2 * line)
@@ -136,6 +171,14 @@ class PromptPanel(QWidget):
         grid.setRowStretch(1, 3)
         grid.setRowStretch(3, 1)
         grid.setColumnStretch(0, 1)
+
+    def insert(self, text: str) -> None:
+        """Insert `text` at the cursor of the prompt written in last (the positive one first)."""
+        self.last_edit.insert_at_cursor(text)
+
+    def set_completions(self, loras: list[str], embeddings: list[str]) -> None:
+        for edit in (self.prompt, self.negative_prompt):
+            edit.completer.set_names(loras, embeddings)
 
     def texts(self) -> dict[str, str]:
         return {"prompt": self.prompt.toPlainText(), "negative_prompt": self.negative_prompt.toPlainText()}

@@ -1,0 +1,252 @@
+"""The "LoRAs & embeddings" browser: the add-on files a prompt can name, with their preview
+pictures, a search field and a weight; clicking one (or Enter) asks to insert its tag.
+
+Listing a folder and reading the pictures happen on a worker thread, a picture at a time
+scaled down as it is read, so a folder of thousands of LoRAs never stalls the window; each
+thumbnail appears when it is ready. Where the files live (a folder here, a server's lists) is
+the caller's `Lister`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QKeyEvent, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sdstudio.engine.networks import NetworkFile, NetworkKind
+
+# kind -> (its files, where they were looked for: a folder or a server, for the person).
+# Called on a worker thread.
+Lister = Callable[[NetworkKind], "tuple[list[NetworkFile], str]"]
+
+THUMBNAIL = 64
+KINDS = (NetworkKind.LORA, NetworkKind.EMBEDDING)
+_TITLES = {NetworkKind.LORA: "LoRAs", NetworkKind.EMBEDDING: "Embeddings"}
+_NAME = Qt.ItemDataRole.UserRole
+_HAS_PICTURE = Qt.ItemDataRole.UserRole + 1
+
+
+def lora_tag(name: str, weight: float) -> str:
+    """`<lora:name:weight>` with the weight written as briefly as it reads (1, 0.75, -0.5)."""
+    return f"<lora:{name}:{round(weight, 2):g}>"
+
+
+def read_thumbnail(path: Path, size: int = THUMBNAIL) -> QImage:
+    """`path` scaled to fit `size` x `size` while it is decoded (safe off the Qt thread);
+    a null image when it cannot be read."""
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    original = reader.size()
+    if original.isValid() and max(original.width(), original.height()) > size:
+        reader.setScaledSize(original.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
+    return reader.read()
+
+
+class NetworksPanel(QWidget):
+    # Insert this text at the cursor of the prompt being written: (tag or embedding name).
+    insert_requested = Signal(str)
+    # The names were listed: (LoRA names, embedding names), e.g. for the prompt's completer.
+    names_changed = Signal(list, list)
+    # From the worker: (refresh number, kind, files, where).
+    _listed = Signal(int, object, list, str)
+    # From the worker: (refresh number, kind, file path, thumbnail QImage).
+    _thumbnail = Signal(int, object, str, QImage)
+
+    def __init__(self, lister: Lister, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._lister = lister
+        self._refresh_number = 0
+        self._names: dict[NetworkKind, list[str]] = {kind: [] for kind in KINDS}
+        self._where: dict[NetworkKind, str] = {kind: "" for kind in KINDS}
+        self._items: dict[tuple[NetworkKind, str], QListWidgetItem] = {}  # by (kind, file path)
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Show only the names that contain this text")
+        self.weight = QDoubleSpinBox()
+        self.weight.setRange(-4.0, 4.0)
+        self.weight.setSingleStep(0.05)
+        self.weight.setValue(1.0)
+        self.weight.setToolTip("The weight written into an inserted <lora:name:weight> tag")
+        weight_label = QLabel("&Weight:")
+        weight_label.setBuddy(self.weight)
+        self.refresh_button = QPushButton("&Refresh")
+        self.refresh_button.setToolTip("List the folders again (after adding or removing files)")
+        self.lists: dict[NetworkKind, QListWidget] = {kind: self._make_list(kind) for kind in KINDS}
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        for kind, widget in self.lists.items():
+            self.tabs.addTab(widget, _TITLES[kind])
+        self.where = QLabel()
+        self.where.setWordWrap(True)
+        self.where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(weight_label)
+        top.addWidget(self.weight)
+        top.addWidget(self.refresh_button)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(4, 4, 4, 4)
+        column.addLayout(top)
+        column.addWidget(self.tabs, 1)
+        column.addWidget(self.where)
+
+        self.search.textChanged.connect(self._filter)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.tabs.currentChanged.connect(self._show_where)
+        self._listed.connect(self._show_files)
+        self._thumbnail.connect(self._show_thumbnail)
+
+    def set_lister(self, lister: Lister) -> None:
+        """List from elsewhere from now on (another folder, a server) and refresh."""
+        self._lister = lister
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List again on a worker thread; a refresh still running is abandoned."""
+        self._refresh_number += 1
+        self.where.setText("Listing…")
+        threading.Thread(target=self._work, args=(self._refresh_number, self._lister), daemon=True).start()
+
+    def names(self, kind: NetworkKind) -> list[str]:
+        return list(self._names[kind])
+
+    def insert(self, item: QListWidgetItem) -> None:
+        name = item.data(_NAME)
+        kind = next(k for k, widget in self.lists.items() if widget is item.listWidget())
+        self.insert_requested.emit(lora_tag(name, self.weight.value()) if kind is NetworkKind.LORA else name)
+
+    # ---- worker thread ----------------------------------------------------------------
+
+    def _work(self, number: int, lister: Lister) -> None:
+        listed = []
+        for kind in KINDS:
+            try:
+                files, where = lister(kind)
+            except Exception as exc:  # an unreachable server or folder: say so, list nothing
+                files, where = [], f"could not be listed: {exc}"
+            listed.append((kind, files))
+            if not self._emit(self._listed, number, kind, files, where):
+                return
+        for kind, files in listed:
+            for file in files:
+                if number != self._refresh_number:
+                    return  # a newer refresh took over
+                if file.preview is not None:
+                    image = read_thumbnail(file.preview)
+                    if not image.isNull() and not self._emit(self._thumbnail, number, kind, str(file.path), image):
+                        return
+
+    def _emit(self, signal: Signal, *args: object) -> bool:
+        """Emit from the worker (queued to the Qt thread); False once the panel is gone."""
+        try:
+            signal.emit(*args)  # type: ignore[attr-defined]
+        except RuntimeError:  # the C++ side was deleted with the window
+            return False
+        return True
+
+    # ---- Qt thread --------------------------------------------------------------------
+
+    def _make_list(self, kind: NetworkKind) -> QListWidget:
+        widget = QListWidget()
+        widget.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+        widget.setUniformItemSizes(False)
+        widget.setToolTip(
+            "Click or press Enter to insert the tag at the prompt's cursor (the negative prompt "
+            "when it was the last one written in)"
+            if kind is NetworkKind.LORA
+            else "Click or press Enter to insert the embedding's name at the prompt's cursor"
+        )
+        widget.itemClicked.connect(self.insert)
+        widget.installEventFilter(self)
+        return widget
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if isinstance(event, QKeyEvent) and event.type() == QEvent.Type.KeyPress and watched in self.lists.values():
+            item = watched.currentItem()  # type: ignore[attr-defined]
+            enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers()
+            if enter and item is not None and not item.isHidden():
+                self.insert(item)
+                return True
+        return super().eventFilter(watched, event)
+
+    def _show_files(self, number: int, kind: NetworkKind, files: list[NetworkFile], where: str) -> None:
+        if number != self._refresh_number:
+            return
+        widget = self.lists[kind]
+        widget.clear()
+        self._items = {key: item for key, item in self._items.items() if key[0] is not kind}
+        # Rows line up when every one has a picture's room, once any file has a picture.
+        placeholder = _placeholder() if any(f.preview for f in files) else None
+        verb = "Insert " + ("<lora:…> tag" if kind is NetworkKind.LORA else "name")
+        for file in files:
+            item = QListWidgetItem(file.name)
+            item.setData(_NAME, file.name)
+            item.setToolTip(f"{verb}: {file.name}\n{file.path}" if file.path.name != file.name else f"{verb}: {file.name}")
+            if placeholder is not None:
+                item.setIcon(placeholder)
+            widget.addItem(item)
+            self._items[kind, str(file.path)] = item
+        self._names[kind] = [f.name for f in files]
+        self._where[kind] = where
+        self.tabs.setTabText(list(self.lists).index(kind), f"{_TITLES[kind]} ({len(files)})")
+        self._filter(self.search.text())
+        self._show_where()
+        if kind is KINDS[-1]:
+            self.names_changed.emit(self._names[NetworkKind.LORA], self._names[NetworkKind.EMBEDDING])
+
+    def _show_thumbnail(self, number: int, kind: NetworkKind, path: str, image: QImage) -> None:
+        item = self._items.get((kind, path))
+        if number == self._refresh_number and item is not None:
+            item.setIcon(QIcon(QPixmap.fromImage(image)))
+            item.setData(_HAS_PICTURE, True)
+
+    def has_thumbnail(self, kind: NetworkKind, name: str) -> bool:
+        """Whether the row of `name` shows its preview picture."""
+        widget = self.lists[kind]
+        return any(widget.item(r).data(_NAME) == name and bool(widget.item(r).data(_HAS_PICTURE))
+                   for r in range(widget.count()))
+
+    def _filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        for widget in self.lists.values():
+            for row in range(widget.count()):
+                item = widget.item(row)
+                item.setHidden(needle not in item.text().lower())
+
+    def _show_where(self) -> None:
+        kind = KINDS[max(self.tabs.currentIndex(), 0)]
+        where, count = self._where[kind], len(self._names[kind])
+        label = _TITLES[kind]
+        if count:
+            self.where.setText(f"{count} {label} in {where}")
+        else:
+            self.where.setText(f"No {label} in {where}. Model ▸ Add-on folders… sets where they are.")
+
+
+def _placeholder() -> QIcon:
+    pixmap = QPixmap(THUMBNAIL, THUMBNAIL)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(128, 128, 128, 48))
+    painter.drawRoundedRect(4, 4, THUMBNAIL - 8, THUMBNAIL - 8, 6, 6)
+    painter.end()
+    return QIcon(pixmap)
