@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -96,7 +96,12 @@ def bundled_tokenizer() -> ClipTokenizer:
     return ClipTokenizer.from_folder(config_root() / "sd15" / "tokenizer")
 
 
-def prompt_token_counts(prompt: str) -> list[int]:
-    """Tokens in each 75-token chunk of an A1111 prompt, as the engine will chunk it."""
+def prompt_token_counts(prompt: str, embeddings: Mapping[str, int] | None = None) -> list[int]:
+    """Tokens in each 75-token chunk of an A1111 prompt, as the engine will chunk it.
+    `embeddings` (name -> vector count, see embeddings.vector_counts) makes each embedding's
+    name count as its vectors."""
+    from sdstudio.engine.embeddings import TokenMatcher
+
     tokenizer = bundled_tokenizer()
-    return token_counts(prompt, tokenizer.tokenize, tokenizer.comma)
+    tokenize = TokenMatcher(embeddings, tokenizer.tokenize).tokenize if embeddings else tokenizer.tokenize
+    return token_counts(prompt, tokenize, tokenizer.comma)

@@ -19,10 +19,15 @@ exactly the pipeline's own embeddings.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdstudio.engine.prompts import CHUNK_LENGTH, Chunk, chunk_prompt
+
+if TYPE_CHECKING:
+    from sdstudio.engine.embeddings import PromptEmbeddings
 
 # The smallest mean, relative to the mean magnitude, that the emphasis rescale divides by.
 _MEAN_FLOOR = 1e-3
@@ -51,21 +56,25 @@ def _call_parameters(pipe: Any) -> set[str]:
     return set(inspect.signature(pipe.__call__).parameters)
 
 
-def prompt_embeddings(pipe: Any, prompt: str, negative_prompt: str, clip_skip: int = 1) -> dict[str, Any]:
+def prompt_embeddings(
+    pipe: Any, prompt: str, negative_prompt: str, clip_skip: int = 1, embeddings: PromptEmbeddings | None = None
+) -> dict[str, Any]:
     """The pipeline call arguments (`prompt_embeds`, `negative_prompt_embeds`, and for SDXL
-    the pooled pair) for the prompt and negative prompt in A1111 syntax."""
+    the pooled pair) for the prompt and negative prompt in A1111 syntax; the names of
+    `embeddings` (textual inversion, see embeddings.py) stand for their vectors."""
     import torch
 
     sdxl = getattr(pipe, "text_encoder_2", None) is not None
     device = pipe._execution_device
     positive, negative, pooled = [], [], []
     with torch.no_grad():
-        for encoder in _encoders(pipe):
-            chunks = [_chunks(encoder.tokenizer, text) for text in (prompt, negative_prompt)]
+        for index, encoder in enumerate(_encoders(pipe)):
+            chunks = [_chunks(encoder.tokenizer, text, embeddings) for text in (prompt, negative_prompt)]
             count = max(len(c) for c in chunks)
+            vectors = embeddings.vectors(index) if embeddings else {}
             for side, these in zip((positive, negative), chunks, strict=True):
                 these += [Chunk() for _ in range(count - len(these))]
-                hidden, first_pooled = _encode(encoder, these, clip_skip, sdxl, device)
+                hidden, first_pooled = _encode(encoder, these, clip_skip, sdxl, device, vectors)
                 side.append(hidden)
                 if first_pooled is not None:
                     pooled.append(first_pooled)
@@ -81,15 +90,17 @@ def prompt_embeddings(pipe: Any, prompt: str, negative_prompt: str, clip_skip: i
     return kwargs
 
 
-def _chunks(tokenizer: Any, text: str) -> list[Chunk]:
+def _chunks(tokenizer: Any, text: str, embeddings: PromptEmbeddings | None) -> list[Chunk]:
     def tokenize(texts: Any) -> list[list[int]]:
         return tokenizer(list(texts), add_special_tokens=False, truncation=False).input_ids
 
     comma = tokenizer.convert_tokens_to_ids(",</w>")
-    return chunk_prompt(text, tokenize, comma)
+    return chunk_prompt(text, embeddings.matcher(tokenize).tokenize if embeddings else tokenize, comma)
 
 
-def _encode(encoder: _Encoder, chunks: list[Chunk], clip_skip: int, sdxl: bool, device: Any) -> tuple[Any, Any]:
+def _encode(
+    encoder: _Encoder, chunks: list[Chunk], clip_skip: int, sdxl: bool, device: Any, vectors: dict[int, Any]
+) -> tuple[Any, Any]:
     """One prompt's chunks through one text encoder: the weighted hidden states laid end to
     end (1, 77 * chunks, width), and the pooled embedding of the first chunk when the encoder
     has a projection (SDXL's encoder 2), else None. Each chunk is encoded alone, as A1111 does,
@@ -101,24 +112,27 @@ def _encode(encoder: _Encoder, chunks: list[Chunk], clip_skip: int, sdxl: bool, 
     for chunk in chunks:
         key = (tuple(chunk.tokens), tuple(chunk.weights))
         if key not in done:
-            done[key] = _encode_chunk(encoder, chunk, clip_skip, sdxl, device)
+            done[key] = _encode_chunk(encoder, chunk, clip_skip, sdxl, device, vectors)
     encoded = [done[(tuple(c.tokens), tuple(c.weights))] for c in chunks]
     return torch.cat([hidden for hidden, _ in encoded], dim=1), encoded[0][1]
 
 
-def _encode_chunk(encoder: _Encoder, chunk: Chunk, clip_skip: int, sdxl: bool, device: Any) -> tuple[Any, Any]:
+def _encode_chunk(
+    encoder: _Encoder, chunk: Chunk, clip_skip: int, sdxl: bool, device: Any, vectors: dict[int, Any]
+) -> tuple[Any, Any]:
     import torch
 
     tokenizer, model = encoder.tokenizer, encoder.text_encoder
     padding = CHUNK_LENGTH - len(chunk.tokens)
     ids = [tokenizer.bos_token_id, *chunk.tokens, tokenizer.eos_token_id] + [tokenizer.pad_token_id] * padding
     weights = [1.0, *chunk.weights, 1.0] + [1.0] * padding
-    input_ids = torch.tensor([ids], device=device)
     # SD1/SD2 pass the mask only where the encoder was trained with one (as encode_prompt does).
     mask = None
     if not sdxl and getattr(model.config, "use_attention_mask", False):
         mask = torch.tensor([[1] * (len(chunk.tokens) + 2) + [0] * padding], device=device)
-    output = model(input_ids, attention_mask=mask, output_hidden_states=sdxl or clip_skip > 1)
+    with _embedding_vectors(model, ids, vectors) as plain_ids:
+        output = model(torch.tensor([plain_ids], device=device), attention_mask=mask,
+                       output_hidden_states=sdxl or clip_skip > 1)
     if sdxl:
         hidden = output.hidden_states[-(clip_skip + 1)]
     elif clip_skip > 1:
@@ -131,6 +145,33 @@ def _encode_chunk(encoder: _Encoder, chunk: Chunk, clip_skip: int, sdxl: bool, d
     if any(w != 1.0 for w in weights):
         hidden = _weighted(hidden, torch.tensor(weights, dtype=hidden.dtype, device=hidden.device))
     return hidden, pooled
+
+
+@contextmanager
+def _embedding_vectors(model: Any, ids: list[int], vectors: dict[int, Any]) -> Iterator[list[int]]:
+    """The chunk's ids with each embedding placeholder made a plain token (the start token,
+    never the end token the pooled output looks for), while the text encoder's token
+    embedding layer returns the embedding's vector at those positions. A chunk without
+    placeholders runs the encoder untouched."""
+    positions = [i for i, token in enumerate(ids) if token in vectors]
+    if not positions:
+        yield ids
+        return
+    import torch
+
+    rows = torch.stack([vectors[ids[i]] for i in positions])
+    filler = ids[0]
+
+    def put_vectors(_module: Any, _args: Any, output: Any) -> Any:
+        output = output.clone()
+        output[:, positions] = rows.to(output.device, output.dtype)
+        return output
+
+    handle = model.get_input_embeddings().register_forward_hook(put_vectors)
+    try:
+        yield [filler if token in vectors else token for token in ids]
+    finally:
+        handle.remove()
 
 
 def _weighted(hidden: Any, weights: Any) -> Any:

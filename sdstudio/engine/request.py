@@ -59,7 +59,8 @@ class ModelRef:
     `device` and `dtype` override the automatic choice (CUDA fp16 > MPS > CPU fp32), e.g.
     device="cpu", dtype="float32". `allow_pickle` opts in to loading .ckpt/.pt files, which
     can run arbitrary code. `memory`: VAE tiling, attention slicing and offload (automatic
-    unless the person says otherwise).
+    unless the person says otherwise). `vae`: "" for the model's own VAE, else a VAE file's
+    name in the VAE folder (see networks.py) or a path (a file or a diffusers VAE folder).
     """
 
     source: str = BUILTIN_MODEL
@@ -67,6 +68,7 @@ class ModelRef:
     dtype: str | None = None
     allow_pickle: bool = False
     memory: MemoryOptions = field(default_factory=MemoryOptions)
+    vae: str = ""
 
     @property
     def name(self) -> str:
@@ -321,6 +323,6 @@ def _migrate_v1(data: Mapping[str, Any]) -> dict[str, Any]:
 def _model_ref(data: object) -> ModelRef:
     if not isinstance(data, Mapping) or not isinstance(data.get("source"), str):
         return ModelRef()
-    optional = {k: data[k] for k in ("device", "dtype") if isinstance(data.get(k), str)}
+    optional = {k: data[k] for k in ("device", "dtype", "vae") if isinstance(data.get(k), str)}
     memory = MemoryOptions.from_json(data.get("memory"))
     return ModelRef(data["source"], allow_pickle=data.get("allow_pickle") is True, memory=memory, **optional)
