@@ -20,6 +20,8 @@ from sdstudio.history import HistoryImage
 from sdstudio.ui.gallery_thumbs import FullImageLoader
 
 # (label, name of the `action` it emits, tooltip); laid out three per row.
+PANE_SIDE = 1024  # the details pane never shows more; the large viewer gets the file's own size
+
 BUTTONS = (
     ("Reuse parameters", "reuse", "Fill the prompt and every parameter from this image"),
     ("Reuse seed", "reuse_seed", "Use this image's seed"),
@@ -98,16 +100,16 @@ class DetailsPane(QWidget):
         self.parameters.setPlainText(image.parameters or "This image carries no generation parameters.")
         self._picture = thumbnail if thumbnail is not None and not thumbnail.isNull() else QImage()
         self._fit()
-        self._ticket = self._loader.load(path, QSize(1024, 1024))  # type: ignore[arg-type]
+        self._ticket = self._loader.load(path, QSize(PANE_SIDE, PANE_SIDE))  # type: ignore[arg-type]
 
-    def _full_ready(self, ticket: int, picture: QImage) -> None:
+    def _full_ready(self, ticket: int, picture: QImage, fitted: QImage) -> None:
         if ticket != self._ticket:
             return  # the selection moved on
         if picture.isNull():
             self.picture.setText("The image file could not be read.")
             self._picture = QImage()
             return
-        self._picture = picture
+        self._picture = fitted  # the pane rescales on every resize: keep that cheap
         self._fit()
         self.picture_ready.emit(picture)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader
 
+from sdstudio.engine.request import MAX_IMAGE_SIDE
 from sdstudio.history import HistoryImage, HistoryStore
 
 
@@ -118,25 +119,29 @@ class ThumbnailLoader(QObject):
 
 
 class FullImageLoader(QObject):
-    """Reads one large image (the details view) on the global thread pool."""
+    """Reads one image at its own size (for the large viewer, where 100 % must be the file's
+    pixels) and a copy scaled to fit a pane, both on the global thread pool."""
 
-    # (request number, QImage): the image asked for by `load` is decoded; UI thread.
-    ready = Signal(int, QImage)
+    # (request number, full picture, picture scaled to the pane's bound); UI thread.
+    ready = Signal(int, QImage, QImage)
 
     def __init__(self) -> None:
         super().__init__()
         self._latest = 0
 
-    def load(self, path: Path, bound: QSize) -> int:
-        """Start reading `path` scaled to fit `bound`; returns the number `ready` will carry."""
+    def load(self, path: Path, pane: QSize) -> int:
+        """Start reading `path`; returns the number `ready` will carry."""
         self._latest += 1
         ticket = self._latest
-        emit: Callable[[int, QImage], None] = self.ready.emit
+        emit: Callable[[int, QImage, QImage], None] = self.ready.emit
 
         def read() -> None:
-            picture = read_scaled(path, bound)
+            picture = read_scaled(path, QSize(MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
+            fitted = picture
+            if picture.width() > pane.width() or picture.height() > pane.height():
+                fitted = picture.scaled(pane, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
             try:
-                emit(ticket, picture)
+                emit(ticket, picture, fitted)
             except RuntimeError:  # the pane was closed while the file was read
                 pass
 

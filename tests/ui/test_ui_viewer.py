@@ -117,6 +117,17 @@ def test_history_images_show_in_the_same_viewer(qtbot, studio):
     assert studio.results.view.caption() == f"Seed {shown.seed}"
 
 
+def test_a_large_history_image_opens_at_its_own_size(qtbot, studio):
+    finish_job(studio, colours=RGB[:1], seeds=(3,), size=(1200, 1040))
+    gallery = studio.history.gallery
+    qtbot.waitUntil(lambda: gallery.model.rowCount() == 1, timeout=5000)
+    studio.results.show_preview(QImage())
+    gallery.select_row(0)
+    qtbot.waitUntil(lambda: studio.results.view.image().width() == 1200, timeout=10000)
+    assert studio.results.view.image().height() == 1040  # 100 % is the file's pixels
+    assert max(gallery.details._picture.width(), gallery.details._picture.height()) <= 1024
+
+
 def test_generating_from_the_canvas_page_shows_the_preview(studio):
     studio.center.setCurrentWidget(studio.canvas)
     studio.controller.job_started.emit(GenerationRequest.create(prompt="x"), 10)
