@@ -83,6 +83,18 @@ class Upscale:
         return ResultImage(image, self.source, model, postprocess_text(self.infotext, self.scale, self.upscaler))
 
 
+@dataclass(frozen=True)
+class ServerState:
+    """One machine a backend generates on, as the queue view shows it."""
+
+    name: str  # for a person: "this computer", or a server's address
+    connected: bool
+    running: JobHandle | None = None  # the job it works on now; None: idle
+    waiting: int = 0  # this app's jobs queued for this machine alone
+    # Prompts in the server's own queue, the running one and other clients' included (None: unknown).
+    server_queue: int | None = None
+
+
 class JobHandle(Protocol):
     """A submitted job. `request` is None for a model load (`kind` says which)."""
 
@@ -119,6 +131,10 @@ class Backend(Protocol):
     def cancel_all_pending(self) -> None: ...
 
     def pending_jobs(self) -> list[JobHandle]: ...
+
+    def server_states(self) -> list[ServerState]:
+        """Each machine the jobs run on and what it does now; answers at once (no network)."""
+        ...
 
     def list_models(self) -> list[ModelRef]:
         """Models this backend offers without a path from the person (e.g. the built-in one)."""

@@ -80,6 +80,11 @@ class SerialQueue(Generic[J]):
             return list(self._jobs)
 
     @property
+    def running(self) -> J | None:
+        with self._lock:
+            return self._running
+
+    @property
     def busy(self) -> bool:
         """Whether a job runs or waits."""
         with self._lock:

@@ -18,7 +18,7 @@ import traceback
 import weakref
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.backend import Callback, Capabilities, Feature, deliver
+from sdstudio.engine.backend import Callback, Capabilities, Feature, ServerState, deliver
 from sdstudio.engine.events import (
     Cancelled,
     ErrorKind,
@@ -105,6 +105,9 @@ class Engine:
 
     def pending_jobs(self) -> list[Job]:
         return self._jobs.pending()
+
+    def server_states(self) -> list[ServerState]:
+        return [ServerState("this computer", True, self._jobs.running, len(self._jobs.pending()))]
 
     def list_models(self) -> list[ModelRef]:
         from sdstudio.engine.backend import builtin_model_available

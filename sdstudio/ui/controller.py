@@ -32,7 +32,7 @@ from sdstudio.engine.request import GenerationRequest, ModelInfo, ModelRef
 from sdstudio.ui.jobs import Jobs, JobStream
 
 if TYPE_CHECKING:
-    from sdstudio.engine.backend import Backend, Capabilities
+    from sdstudio.engine.backend import Backend, Capabilities, ServerState
 
 
 class GenerationController(QObject):
@@ -104,6 +104,10 @@ class GenerationController(QObject):
             if stream.started and not stream.ended:
                 return stream if stream.request is not None else None
         return None
+
+    def server_states(self) -> list[ServerState]:
+        """Each machine jobs run on and what it does now ([] until the backend has started)."""
+        return self.jobs.backend.server_states() if self.backend_started else []
 
     def pending(self) -> list[JobStream]:
         """Generation jobs still waiting in the engine's queue, oldest first."""

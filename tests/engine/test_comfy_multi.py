@@ -54,7 +54,7 @@ def test_jobs_run_side_by_side_on_idle_servers_and_batches_keep_their_order(mult
     a, b = next((i, j) for i in range(4) for j in range(4) if jobs[i].server is not jobs[j].server)
     assert spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
     states = multi.server_states()
-    assert [s[0] for s in states] == [s.url for s in multi.servers] and all(s[1] for s in states)
+    assert [s.name for s in states] == [s.url for s in multi.servers] and all(s.connected for s in states)
 
 
 def test_a_pending_job_cancels_at_once_and_a_seed_makes_the_same_image_on_every_server(multi):

@@ -27,6 +27,7 @@ from sdstudio.engine.backend import (
     Capabilities,
     Feature,
     ListenerError,
+    ServerState,
     Upscale,
     deliver,
 )
@@ -174,6 +175,10 @@ class ComfyBackend:
 
     def pending_jobs(self) -> list[ComfyJob]:
         return self._jobs.pending()
+
+    def server_states(self) -> list[ServerState]:
+        return [ServerState(self.url, self.connected, self._jobs.running, len(self._jobs.pending()),
+                            self._client.queue_remaining)]
 
     def list_models(self) -> list[ModelRef]:
         """The server's checkpoints ([] when it cannot be reached)."""

@@ -117,6 +117,8 @@ class ComfyClient:
         self._headers = auth_headers(token)
         self._on_message = on_message or (lambda _: None)
         self._connected = threading.Event()
+        # Prompts in the server's queue (every client's), from its last `status` message.
+        self.queue_remaining: int | None = None
         self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sdstudio-comfy", daemon=True)
@@ -253,6 +255,7 @@ class ComfyClient:
                 raise
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
+            self.queue_remaining = None
             if self._connected.is_set():
                 self._connected.clear()
                 self._deliver(ConnectionChange(False, reason))
@@ -262,8 +265,10 @@ class ComfyClient:
     def _frame(self, frame: aiohttp.WSMessage) -> None:
         if frame.type is aiohttp.WSMsgType.TEXT:
             try:
-                message = json.loads(frame.data)
-                self._deliver(Message(str(message["type"]), dict(message.get("data") or {})))
+                message = Message(str((raw := json.loads(frame.data))["type"]), dict(raw.get("data") or {}))
+                if message.type == "status":
+                    self.queue_remaining = int(message.data["status"]["exec_info"]["queue_remaining"])
+                self._deliver(message)
             except (ValueError, KeyError, TypeError):
                 log.warning("unreadable websocket message from %s: %.200s", self.url, frame.data)
         elif frame.type is aiohttp.WSMsgType.BINARY and len(frame.data) >= 8:

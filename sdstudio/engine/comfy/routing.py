@@ -18,9 +18,9 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from sdstudio.engine.backend import Backend, Callback, Capabilities, JobHandle, Upscale
+from sdstudio.engine.backend import Backend, Callback, Capabilities, JobHandle, ServerState, Upscale
 from sdstudio.engine.comfy.backend import ComfyBackend
 from sdstudio.engine.events import OUTCOMES, Cancelled, Event, JobKind, JobState, is_last_event
 from sdstudio.engine.request import GenerationRequest, ModelInfo, ModelRef
@@ -57,6 +57,9 @@ class SwitchableBackend:
 
     def pending_jobs(self) -> list[JobHandle]:
         return self.current.pending_jobs()
+
+    def server_states(self) -> list[ServerState]:
+        return self.current.server_states()
 
     def list_models(self) -> list[ModelRef]:
         return self.current.list_models()
@@ -108,7 +111,7 @@ class MultiBackend:
         self.servers = list(servers)
         self._lock = threading.Condition()
         self._queue: deque[MultiJob] = deque()
-        self._busy: set[ComfyBackend] = set()
+        self._running: dict[ComfyBackend, MultiJob] = {}  # busy servers and their jobs
         self._models: dict[ComfyBackend, set[str]] = {}
         self._ids = itertools.count(1)
         self._closed = False
@@ -179,10 +182,10 @@ class MultiBackend:
         """A line per server (see ComfyBackend.check_connection); ComfyError when one fails."""
         return "; ".join(f"{s.url}: {s.check_connection()}" for s in self.servers)
 
-    def server_states(self) -> list[tuple[str, bool, bool]]:
-        """(address, connected, busy) of each server, for the queue view."""
+    def server_states(self) -> list[ServerState]:
+        """Each server with the job it runs; jobs wait here, not on a server, until one is idle."""
         with self._lock:
-            return [(s.url, s.connected, s in self._busy) for s in self.servers]
+            return [replace(state, running=self._running.get(s)) for s in self.servers for state in s.server_states()]
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
@@ -217,7 +220,7 @@ class MultiBackend:
                 job = self._queue.popleft()
                 server = self._idle_server(job)
                 assert server is not None
-                self._busy.add(server)
+                self._running[server] = job
                 job.server, job.state = server, JobState.RUNNING
                 # Submitted under the lock: a cancel sees either the pending job or its inner one.
                 job.inner = self._submit(server, job)
@@ -225,7 +228,7 @@ class MultiBackend:
     def _idle_server(self, job: MultiJob) -> ComfyBackend | None:
         """The first connected, idle server that has the job's model (any idle one when none
         has it, so the job fails there with the server's own words)."""
-        idle = [s for s in self.servers if s not in self._busy and s.connected]
+        idle = [s for s in self.servers if s not in self._running and s.connected]
         having = [s for s in idle if self._has(s, job.model_ref)]
         return (having or idle or [None])[0]
 
@@ -250,7 +253,7 @@ class MultiBackend:
     def _finish(self, job: MultiJob, event: Event, server: ComfyBackend | None = None) -> None:
         if server is not None:
             with self._lock:
-                self._busy.discard(server)
+                self._running.pop(server, None)
                 self._lock.notify_all()
             self._model_info = server.model_info or self._model_info
         job.state = OUTCOMES.get(type(event), JobState.DONE)
