@@ -86,6 +86,7 @@ def open_studio(args: list[str]) -> Studio:
 
     from sdstudio.engine.backend import local_backend
     from sdstudio.settings import SettingsStore
+    from sdstudio.ui.addons import Addons
     from sdstudio.ui.canvas_panel import install_canvas
     from sdstudio.ui.errors import route_unexpected
     from sdstudio.ui.history_dock import install_history
@@ -97,6 +98,11 @@ def open_studio(args: list[str]) -> Studio:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     backends: list[Backend] = []
+    local_engines: list[Backend] = []  # the one on this computer, once made: it follows the folders
+
+    def follow_folders(folders: object) -> None:
+        for engine in local_engines:
+            engine.folders = folders  # type: ignore[attr-defined]
 
     def backend_for(url: str, token: str) -> Backend:
         """The ComfyUI server at `url`, or this computer when `url` is ""."""
@@ -104,7 +110,10 @@ def open_studio(args: list[str]) -> Studio:
             from sdstudio.engine.comfy import comfy_backend
 
             return comfy_backend(url, token or None)
-        return local_backend(device=options.device, dtype=options.dtype)
+        engine = local_backend(device=options.device, dtype=options.dtype)
+        engine.folders = addons.folders()  # type: ignore[attr-defined]  # LoRAs, embeddings, VAEs, upscalers
+        local_engines[:] = [engine]
+        return engine
 
     def make_backend() -> Backend:
         from sdstudio.engine.comfy.routing import SwitchableBackend
@@ -142,6 +151,8 @@ def open_studio(args: list[str]) -> Studio:
     window.model_menu.server_chosen.connect(use_server)
     route_unexpected(window.report, loop)
     install_canvas(window)
+    addons = Addons(window)
+    addons.folders_changed.connect(follow_folders)
     # A separate settings file is a separate profile: its history sits beside it.
     beside_settings = Path(options.settings).parent / "history" if options.settings else None
     install_history(window, options.history or beside_settings)

@@ -201,7 +201,8 @@ class MainWindow(QMainWindow):
         self.params.set_samplers(list(self.controller.capabilities().samplers))
 
     def load_model(self, ref: ModelRef) -> None:
-        ref = dataclasses.replace(ref, memory=self.memory_menu.options())
+        # The VAE is the person's choice for this model (Model ▸ VAE), kept in the settings.
+        ref = dataclasses.replace(ref, memory=self.memory_menu.options(), vae=self.settings.vaes.get(ref.source, ""))
         self.status.set_activity(f"Loading model {ref.name}…")
         self.controller.load_model(ref)
 

@@ -1,0 +1,103 @@
+"""Add-on files in the window: the "LoRAs & embeddings" dock, prompt completion of their names,
+Model ▸ VAE (per model, remembered in the settings) and Model ▸ Add-on folders….
+
+On this computer the files come from the folders in the settings (with their preview
+pictures); on a ComfyUI server from the lists the server gives (`Capabilities.loras`), which
+are read once the connection is up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+
+from sdstudio.engine.networks import NetworkFile, NetworkFolders, NetworkKind, list_networks
+from sdstudio.ui.errors import Level
+from sdstudio.ui.networks_panel import NetworksPanel
+from sdstudio.ui.vae_menu import VaeMenu
+
+if TYPE_CHECKING:
+    from sdstudio.engine.request import ModelInfo, ModelRef
+    from sdstudio.ui.main_window import MainWindow
+
+
+class Addons(QObject):
+    """Installs itself into `window`; keep it to follow `folders_changed`."""
+
+    # The person set other add-on folders: (NetworkFolders). The composition root hands them
+    # to the local engine, which uses them from its next job on.
+    folders_changed = Signal(object)
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.panel = NetworksPanel(self._list)
+        self.dock = window.add_dock(self.panel, "LoRAs & embeddings")
+        self.vae_menu = VaeMenu(self._list_vaes, window)
+        window.model_menu.addMenu(self.vae_menu)
+        folders = window.model_menu.addAction("Add-on &folders…", self.choose_folders)
+        folders.setToolTip("Where LoRAs, embeddings, VAEs and upscaler models are looked up")
+        self.panel.insert_requested.connect(window.prompt_panel.insert)
+        self.panel.names_changed.connect(window.prompt_panel.set_completions)
+        self.vae_menu.chosen.connect(self._vae_chosen)
+        window.controller.model_loaded.connect(self._model_loaded)
+        self._listed_for = window.settings.server
+        self.panel.refresh()
+
+    def folders(self) -> NetworkFolders:
+        return NetworkFolders.default(**self.window.settings.folders)
+
+    def choose_folders(self) -> None:
+        from sdstudio.ui.folders_dialog import FoldersDialog
+
+        dialog = FoldersDialog(self.window.settings.folders, self.window)
+        if dialog.exec() == FoldersDialog.DialogCode.Accepted:
+            self.set_folders(dialog.values())
+
+    def set_folders(self, chosen: dict[str, str]) -> None:
+        """Use these folders (NetworkFolders field -> path; absent = default) from now on."""
+        self.window.settings.folders = dict(chosen)
+        self.folders_changed.emit(self.folders())
+        self.panel.refresh()
+
+    # ---- listing (on the panel's worker thread, or when the VAE menu opens) -------------
+
+    def _list(self, kind: NetworkKind) -> tuple[list[NetworkFile], str]:
+        server = self.window.settings.server
+        if not server:
+            folder = self.folders().folder(kind)
+            return list_networks(kind, folder), str(folder)
+        controller = self.window.controller
+        if kind is not NetworkKind.LORA or not controller.backend_started:
+            return [], f"{server} (not listed)" if controller.backend_started else f"{server} (not connected yet)"
+        names = controller.jobs.backend.capabilities().loras
+        return [NetworkFile(kind, name, Path(name)) for name in names], server
+
+    def _list_vaes(self) -> tuple[list[str], str]:
+        if self.window.settings.server:
+            return [], f"{self.window.settings.server} (VAE files are chosen on this computer only)"
+        folder = self.folders().vaes
+        return [f.name for f in list_networks(NetworkKind.VAE, folder)], str(folder)
+
+    # ---- reactions ----------------------------------------------------------------------
+
+    def _vae_chosen(self, name: str) -> None:
+        """Remember the VAE for the current model and load the model with it."""
+        ref = self.window.controller.model_ref
+        if ref is None:
+            self.window.report("Open a model first; the VAE is chosen per model.", level=Level.INFO)
+            self.vae_menu.set_current("")
+            return
+        if name:
+            self.window.settings.vaes[ref.source] = name
+        else:
+            self.window.settings.vaes.pop(ref.source, None)
+        self.window.load_model(ref)
+
+    def _model_loaded(self, ref: ModelRef, _info: ModelInfo) -> None:
+        self.vae_menu.set_current(ref.vae)
+        if self.window.settings.server != self._listed_for:  # another machine: its own files
+            self._listed_for = self.window.settings.server
+            self.panel.refresh()

@@ -1,0 +1,141 @@
+"""Add-on files in the window: Model ▸ Add-on folders… and Model ▸ VAE, on a fake backend that
+only records what it was asked to load (no model is ever loaded)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from sdstudio.engine.backend import Capabilities
+from sdstudio.engine.events import ModelLoaded
+from sdstudio.engine.networks import NetworkFolders, NetworkKind
+from sdstudio.engine.request import Family, ModelInfo, ModelRef
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class RecordingBackend:
+    """Answers every load at once with a made-up model; remembers the ModelRefs."""
+
+    def __init__(self) -> None:
+        self.loads = []
+
+    def load_model(self, ref, callback):
+        self.loads.append(ref)
+        callback(ModelLoaded(ModelInfo(ref.name, Family.SD1, False, "cpu", "float32", ref.source)))
+        return threading.Event()
+
+    def capabilities(self):
+        return Capabilities("fake", ("Euler a",), frozenset({Family.SD1}), frozenset())
+
+    def cancel_all_pending(self):
+        pass
+
+    def pending_jobs(self):
+        return []
+
+    def server_states(self):
+        return []
+
+    def shutdown(self, wait=False):
+        pass
+
+
+@pytest.fixture
+def window(qtbot, qloop, tmp_path):
+    from sdstudio.settings import SettingsStore
+    from sdstudio.ui.addons import Addons
+    from sdstudio.ui.main_window import MainWindow
+
+    backend = RecordingBackend()
+    window = MainWindow(SettingsStore(tmp_path / "settings.json"), backend_factory=lambda: backend)
+    window.backend = backend
+    window.settings.folders = {"vaes": str(tmp_path / "vae"), "loras": str(tmp_path / "loras")}
+    window.addons = Addons(window)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.controller.close()
+
+
+def vae_action(window, label):
+    window.addons.vae_menu.rebuild()
+    return next(a for a in window.addons.vae_menu.actions() if a.text().replace("&", "") == label)
+
+
+def test_vae_menu_sets_the_vae_of_the_next_request_and_is_kept_per_model(window, qtbot, tmp_path):
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "kl-f8-anime.safetensors").write_bytes(b"\0" * 16)
+    first, second = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
+    window.load_model(ModelRef(first))
+    qtbot.waitUntil(lambda: window.controller.model_info is not None)
+
+    vae_action(window, "kl-f8-anime").trigger()
+    assert window.backend.loads[-1].vae == "kl-f8-anime"  # the model reloads with it
+    assert window.build_request().model.vae == "kl-f8-anime"
+    assert window.settings.vaes == {first: "kl-f8-anime"}
+
+    window.load_model(ModelRef(second))  # another model starts with its own VAE
+    assert window.build_request().model.vae == ""
+    window.load_model(ModelRef(first))
+    assert window.build_request().model.vae == "kl-f8-anime"
+    qtbot.waitUntil(lambda: vae_action(window, "kl-f8-anime").isChecked())
+
+    vae_action(window, "From the model").trigger()
+    assert window.build_request().model.vae == ""
+    assert window.settings.vaes == {}
+
+
+def test_folders_dialog_sets_the_folders_and_the_panel_lists_the_new_one(window, qtbot, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "pixel_art.safetensors").write_bytes(b"\0" * 16)
+    changed = []
+    window.addons.folders_changed.connect(changed.append)
+
+    def fill_and_accept():
+        dialog = QApplication.activeModalWidget()
+        assert dialog.fields["embeddings"].placeholderText() == str(NetworkFolders.default().embeddings)
+        dialog.fields["loras"].setText(str(elsewhere))
+        dialog.fields["vaes"].clear()  # back to the default
+        dialog.accept()
+
+    QTimer.singleShot(0, fill_and_accept)
+    window.addons.choose_folders()
+
+    assert window.settings.folders == {"loras": str(elsewhere)}
+    assert changed and changed[-1].loras == elsewhere
+    assert changed[-1].vaes == NetworkFolders.default().vaes
+    lora_list = window.addons.panel.lists[NetworkKind.LORA]
+    qtbot.waitUntil(lambda: lora_list.count() == 1 and lora_list.item(0).text() == "pixel_art", timeout=5000)
+    assert window.prompt_panel.prompt.completer._loras == ["pixel_art"]
+
+
+APPLY_FOLDERS = """
+import sys
+from sdstudio.app import open_studio
+from sdstudio.ui.addons import Addons
+studio = open_studio(["--settings", sys.argv[1], "--model", sys.argv[2]])
+window = studio.window
+engine = window.controller.jobs.backend.current  # the local engine, made now
+print("before", engine.folders.loras, flush=True)
+window.findChild(Addons).set_folders({"loras": sys.argv[3]})
+print("after", engine.folders.loras, flush=True)
+studio.shutdown()
+"""
+
+
+def test_new_folders_reach_the_running_local_engine(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", APPLY_FOLDERS, str(tmp_path / "s.json"), str(tmp_path / "no-model"), str(tmp_path / "L")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert f"after {tmp_path / 'L'}" in out.stdout, out.stdout + out.stderr
+    assert "before" in out.stdout and f"before {tmp_path / 'L'}" not in out.stdout
