@@ -29,16 +29,17 @@ _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY",
 _NO_LINKS = {errno.EPERM, errno.EINVAL, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
 
 
-def create_exclusive(path: Path) -> IO[bytes]:
+def create_exclusive(path: Path, mode: int = 0o666) -> IO[bytes]:
     """Open a new file at `path` for writing; FileExistsError when anything is there already
-    (also when another process created it a moment ago). Mode 0666 minus the umask."""
-    return os.fdopen(os.open(path, _NEW_FILE_FLAGS, 0o666), "wb")
+    (also when another process created it a moment ago). `mode` minus the umask."""
+    return os.fdopen(os.open(path, _NEW_FILE_FLAGS, mode), "wb")
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Replace (or create) `path` with what `write` writes; never a half file under that name."""
+def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None], mode: int = 0o666) -> Path:
+    """Replace (or create) `path` with what `write` writes; never a half file under that name.
+    `mode` 0o600 keeps a secret from other users from the first byte on."""
     path = Path(path)
-    tmp = _write_temp(path, write)
+    tmp = _write_temp(path, write, mode)
     try:
         os.replace(tmp, path)
     except BaseException:
@@ -93,13 +94,13 @@ def stale_temp_files(folder: Path) -> list[Path]:
     return stale
 
 
-def _write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+def _write_temp(path: Path, write: Callable[[IO[bytes]], None], mode: int = 0o666) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         # The pid tells a later run whether the writer is still alive (see stale_temp_files).
         tmp = path.with_name(f".{path.stem}-{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
         try:
-            f = create_exclusive(tmp)
+            f = create_exclusive(tmp, mode)
             break
         except FileExistsError:
             continue

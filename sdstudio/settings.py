@@ -7,6 +7,7 @@ A file that cannot be read never stops the app: it falls back to defaults and sa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sdstudio.fileio import write_atomic
+from sdstudio.tokens import TokenStore
 
 SETTINGS_VERSION = 1
 RECENT_MODELS_LIMIT = 8
@@ -32,8 +34,9 @@ class Settings:
     # QMainWindow.saveGeometry() / saveState() as base64, opaque to this module.
     window_geometry: str = ""
     window_state: str = ""
-    # The ComfyUI server that generates ("" = this computer), its token for a proxy (kept in
-    # this file as typed), and the servers used before, newest first.
+    # The ComfyUI server that generates ("" = this computer), its token for a proxy (kept by
+    # tokens.TokenStore in the keyring or a private file, never written to this file), and the
+    # servers used before, newest first.
     server: str = ""
     server_token: str = ""
     recent_servers: list[str] = field(default_factory=list)
@@ -66,26 +69,35 @@ def default_settings_path() -> Path:
 
 
 class SettingsStore:
-    """Reads and writes one settings file. `load()` returns (settings, notice-or-None)."""
+    """Reads and writes one settings file. `load()` returns (settings, notice-or-None). The
+    server token goes to `tokens` (default: the keyring for the default file, a private file
+    beside any other, see tokens.py)."""
 
-    def __init__(self, path: Path | str | None = None) -> None:
+    def __init__(self, path: Path | str | None = None, tokens: TokenStore | None = None) -> None:
         self.path = Path(path) if path is not None else default_settings_path()
+        self.tokens = tokens or TokenStore(self.path.parent, use_keyring=path is None)
 
     def load(self) -> tuple[Settings, str | None]:
         if not self.path.exists():
             return Settings(), None
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return _from_json(data), None
+            settings = _from_json(json.loads(self.path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as exc:
             return Settings(), (
                 f"Your settings file could not be read ({exc}); the studio started with default "
                 f"settings. The file is {self.path}; it will be replaced when the studio closes."
             )
+        if settings.server_token:  # written as plain text by an older version: moved out at once
+            with contextlib.suppress(OSError):  # a read-only folder: moved at the next save
+                self.save(settings)
+        settings.server_token = self.tokens.get(settings.server)
+        return settings, None
 
     def save(self, settings: Settings) -> None:
         """Write atomically, so a crash mid-write never leaves a half file behind."""
+        self.tokens.set(settings.server, settings.server_token)
         data = dataclasses.asdict(settings) | {"version": SETTINGS_VERSION}
+        del data["server_token"]
         text = json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8")
         write_atomic(self.path, lambda f: f.write(text))
 

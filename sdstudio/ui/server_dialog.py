@@ -55,7 +55,10 @@ class ServerDialog(QDialog):
         self.token = QLineEdit(token)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("optional")
-        self.token.setToolTip("For a proxy in front of the server: a bearer token, or 'Header: value'.")
+        self.token.setToolTip(
+            "For a proxy in front of the server: a bearer token, or 'Header: value'. Kept in the "
+            "system keyring, or in a file only you can read, never in the settings file."
+        )
         self.test_button = QPushButton("&Test connection")
         self.result = QLabel()
         self.result.setWordWrap(True)
