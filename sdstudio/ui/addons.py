@@ -34,7 +34,7 @@ class Addons(QObject):
         super().__init__(window)
         self.window = window
         self.panel = NetworksPanel(self._list)
-        self.dock = window.add_dock(self.panel, "LoRAs & embeddings")
+        self.dock = window.add_dock(self.panel, "LoRAs && embeddings")  # && shows one &
         self.vae_menu = VaeMenu(self._list_vaes, window)
         window.model_menu.addMenu(self.vae_menu)
         folders = window.model_menu.addAction("Add-on &folders…", self.choose_folders)
