@@ -80,16 +80,29 @@ class Notice:
     message: str
 
 
+@dataclass(frozen=True)
+class UsedNetwork:
+    """An add-on file a result used: `kind` a networks.NetworkKind value ("lora", "embedding",
+    "vae"), `name` as A1111's text names it, `hash` A1111's short hash, `weight` (LoRAs)."""
+
+    kind: str
+    name: str
+    hash: str
+    weight: float = 1.0
+
+
 @dataclass(frozen=True, eq=False)
 class ResultImage:
     """One image and what made it: the request actually used for this image alone (snapped
     size, the model's defaults filled in, this image's own seed, the caller's lineage in
-    `request.inputs.source`), the model, and its A1111 "parameters" text."""
+    `request.inputs.source`), the model, its A1111 "parameters" text, and the add-on files
+    (LoRAs, embeddings, a VAE) it used."""
 
     image: Image
     request: GenerationRequest
     model: ModelInfo | None
     infotext: str
+    networks: tuple[UsedNetwork, ...] = ()
 
     @property
     def seed(self) -> int:
