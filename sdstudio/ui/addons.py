@@ -43,7 +43,14 @@ class Addons(QObject):
         self.panel.names_changed.connect(window.prompt_panel.set_completions)
         self.vae_menu.chosen.connect(self._vae_chosen)
         window.controller.model_loaded.connect(self._model_loaded)
-        self._listed_for = window.settings.server
+        window.controller.model_failed.connect(self._model_failed)
+        self._listed_for = ""
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List the files again, from wherever the studio generates now."""
+        self._listed_for = self.window.settings.server
+        self.panel.empty_hint = "" if self._listed_for else "Model ▸ Add-on folders… sets where they are."
         self.panel.refresh()
 
     def folders(self) -> NetworkFolders:
@@ -60,7 +67,7 @@ class Addons(QObject):
         """Use these folders (NetworkFolders field -> path; absent = default) from now on."""
         self.window.settings.folders = dict(chosen)
         self.folders_changed.emit(self.folders())
-        self.panel.refresh()
+        self.refresh()
 
     # ---- listing (on the panel's worker thread, or when the VAE menu opens) -------------
 
@@ -99,5 +106,12 @@ class Addons(QObject):
     def _model_loaded(self, ref: ModelRef, _info: ModelInfo) -> None:
         self.vae_menu.set_current(ref.vae)
         if self.window.settings.server != self._listed_for:  # another machine: its own files
-            self._listed_for = self.window.settings.server
-            self.panel.refresh()
+            self.refresh()
+
+    def _model_failed(self, ref: ModelRef) -> None:
+        """A VAE that broke the load is forgotten, so the model opens with its own next time
+        (the banner already says what went wrong)."""
+        if ref.vae and self.window.settings.vaes.get(ref.source) == ref.vae:
+            del self.window.settings.vaes[ref.source]
+        current = self.window.controller.model_ref
+        self.vae_menu.set_current(current.vae if current is not None else "")

@@ -74,6 +74,8 @@ class NetworksPanel(QWidget):
         self._names: dict[NetworkKind, list[str]] = {kind: [] for kind in KINDS}
         self._where: dict[NetworkKind, str] = {kind: "" for kind in KINDS}
         self._items: dict[tuple[NetworkKind, str], QListWidgetItem] = {}  # by (kind, file path)
+        # Said after "No LoRAs in …": how to change where they are looked for.
+        self.empty_hint = ""
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search…")
@@ -238,7 +240,7 @@ class NetworksPanel(QWidget):
         if count:
             self.where.setText(f"{count} {label} in {where}")
         else:
-            self.where.setText(f"No {label} in {where}. Model ▸ Add-on folders… sets where they are.")
+            self.where.setText(f"No {label} in {where}. {self.empty_hint}".strip())
 
 
 def _placeholder() -> QIcon:

@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from sdstudio.engine.backend import Capabilities
-from sdstudio.engine.events import ModelLoaded
+from sdstudio.engine.events import ErrorKind, Failed, ModelLoaded
 from sdstudio.engine.networks import NetworkFolders, NetworkKind
 from sdstudio.engine.request import Family, ModelInfo, ModelRef
 
@@ -28,11 +28,14 @@ class RecordingBackend:
 
     def load_model(self, ref, callback):
         self.loads.append(ref)
-        callback(ModelLoaded(ModelInfo(ref.name, Family.SD1, False, "cpu", "float32", ref.source)))
+        if ref.vae == "broken":
+            callback(Failed(ErrorKind.MODEL_LOAD, "The VAE file broken is no VAE."))
+        else:
+            callback(ModelLoaded(ModelInfo(ref.name, Family.SD1, False, "cpu", "float32", ref.source)))
         return threading.Event()
 
     def capabilities(self):
-        return Capabilities("fake", ("Euler a",), frozenset({Family.SD1}), frozenset())
+        return Capabilities("fake", ("Euler a",), frozenset({Family.SD1}), frozenset(), loras=("detail_tweaker",))
 
     def cancel_all_pending(self):
         pass
@@ -116,6 +119,29 @@ def test_folders_dialog_sets_the_folders_and_the_panel_lists_the_new_one(window,
     lora_list = window.addons.panel.lists[NetworkKind.LORA]
     qtbot.waitUntil(lambda: lora_list.count() == 1 and lora_list.item(0).text() == "pixel_art", timeout=5000)
     assert window.prompt_panel.prompt.completer._loras == ["pixel_art"]
+
+
+def test_a_vae_that_fails_to_load_is_forgotten(window, qtbot, tmp_path):
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "broken.safetensors").write_bytes(b"\0" * 16)
+    model = str(tmp_path / "a.safetensors")
+    window.load_model(ModelRef(model))
+    qtbot.waitUntil(lambda: window.controller.model_info is not None)
+    with qtbot.waitSignal(window.controller.model_failed):
+        vae_action(window, "broken").trigger()
+    assert window.settings.vaes == {}
+    assert window.build_request().model.vae == ""
+    assert vae_action(window, "From the model").isChecked()
+
+
+def test_on_a_server_the_dock_lists_the_servers_loras(window, qtbot):
+    window.settings.server = "http://gpu:8188"
+    window.controller.jobs  # noqa: B018  # the backend starts (the window does on its first job)
+    window.addons.refresh()
+    lora_list = window.addons.panel.lists[NetworkKind.LORA]
+    qtbot.waitUntil(lambda: lora_list.count() == 1, timeout=5000)
+    assert lora_list.item(0).text() == "detail_tweaker"
+    assert "http://gpu:8188" in window.addons.panel.where.text()
 
 
 APPLY_FOLDERS = """
