@@ -149,6 +149,7 @@ class ComfyBackend:
         self._info_lock = threading.Lock()
         self._object_info: dict[str, Any] | None = None
         self._model_info: ModelInfo | None = None
+        self._metadata: dict[str, dict[str, Any]] = {}  # per checkpoint, see _checkpoint_metadata
         self._info_asked = threading.Event()
         threading.Thread(target=self._prefetch, name="sdstudio-comfy-info", daemon=True).start()
         self._jobs: SerialQueue[ComfyJob] = SerialQueue(
@@ -281,11 +282,22 @@ class ComfyBackend:
             names = server_checkpoints(self._server_info(refresh))
             for name in names:
                 if ref.source in (name, ModelRef(name).name):
-                    return _model_info(name, ref, self.url)
+                    return _model_info(name, self.url, self._checkpoint_metadata(name))
         listed = ", ".join(names[:20]) or "none"
         raise ComfyError(
             ErrorKind.MODEL_LOAD, f"The server at {self.url} has no checkpoint {ref.source!r}. It has: {listed}."
         )
+
+    def _checkpoint_metadata(self, name: str) -> dict[str, Any]:
+        """The checkpoint's safetensors metadata ({} when it has none or is no .safetensors), once
+        per checkpoint: the only place ComfyUI 0.3.x tells a model's family without loading it."""
+        if name not in self._metadata:
+            try:
+                self._metadata[name] = self._client.checkpoint_metadata(name)
+            except ComfyError as exc:
+                log.info("no metadata for %s from %s: %s", name, self.url, exc)
+                return {}
+        return self._metadata[name]
 
     def _prefetch(self) -> None:
         try:
@@ -602,18 +614,31 @@ def _execution_error(data: dict[str, Any], url: str) -> ComfyError:
     return ComfyError(kind, f"The server at {url} failed in {node}: {message}", details)
 
 
-def _model_info(checkpoint: str, ref: ModelRef, url: str) -> ModelInfo:
-    """What is known of a server checkpoint without loading it: SDXL by its name, else SD1."""
+# SAI's model spec (`modelspec.architecture`, written by SAI's releases, kohya's and A1111's
+# tools) -> family and native side; the longest matching prefix wins.
+ARCHITECTURES = {
+    "stable-diffusion-v1": (Family.SD1, 512),
+    "stable-diffusion-v2-512": (Family.SD2, 512),
+    "stable-diffusion-v2-768": (Family.SD2, 768),
+    "stable-diffusion-xl": (Family.SDXL, 1024),
+}
+
+
+def _model_info(checkpoint: str, url: str, metadata: dict[str, Any]) -> ModelInfo:
+    """What is known of a server checkpoint without loading it. ComfyUI 0.3.x names no model
+    family in /object_info or /models (it detects the family from the weights when it loads
+    them, and reports nothing back), so the family comes from the file's model-spec header when
+    it has one, else is guessed from the name: "xl" in it means SDXL, anything else SD1. The
+    family only sets the default size here; a wrong guess is corrected by setting the size."""
     name = ModelRef(checkpoint).name
-    xl = "xl" in name.lower()
+    architecture = str(metadata.get("modelspec.architecture", "")).lower()
+    known = [prefix for prefix in ARCHITECTURES if architecture.startswith(prefix)]
+    if known:
+        family, side = ARCHITECTURES[max(known, key=len)]
+    else:
+        family, side = (Family.SDXL, 1024) if "xl" in name.lower() else (Family.SD1, 512)
     return ModelInfo(
-        name=name,
-        family=Family.SDXL if xl else Family.SD1,
-        inpaint_unet=False,
-        device=url,
-        dtype="server",
-        source=checkpoint,
-        native_size=1024 if xl else 512,
-        default_cfg=7.0,
+        name=name, family=family, inpaint_unet=False, device=url, dtype="server", source=checkpoint,
+        native_size=side, default_cfg=7.0,
     )
 

@@ -154,6 +154,12 @@ class ComfyClient:
         """The server's description of node class `node` ({} when it lacks the node)."""
         return self._run(self._request("GET", f"/object_info/{node}")).get(node, {})
 
+    def checkpoint_metadata(self, name: str) -> dict[str, Any]:
+        """The `__metadata__` of the checkpoint's safetensors header; {} when it has none (the
+        server answers 404 for that, and for a file that is no .safetensors)."""
+        answer = self._run(self._request("GET", "/view_metadata/checkpoints", params={"filename": name}, missing={}))
+        return answer if isinstance(answer, dict) else {}
+
     def upload_image(self, data: bytes, name: str) -> str:
         """Put a PNG into the server's input folder; returns the name to load it by."""
         form = aiohttp.FormData()
@@ -207,9 +213,13 @@ class ComfyClient:
     async def _open_session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.timeout))
 
-    async def _request(self, method: str, path: str, read: bool = False, **kwargs: Any) -> Any:
+    async def _request(self, method: str, path: str, read: bool = False, missing: Any = None, **kwargs: Any) -> Any:
+        """The answer to `path` (JSON, or bytes with `read`); `missing` when given is the answer
+        to a 404, which is otherwise an error."""
         try:
             async with self._session.request(method, self.url + path, **kwargs) as response:
+                if response.status == 404 and missing is not None:
+                    return missing
                 if response.status == 400 and path == "/prompt":
                     raise _refused(await response.json(content_type=None))
                 if response.status in (401, 403):
