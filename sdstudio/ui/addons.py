@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QKeySequence
 
 from sdstudio.engine.networks import NetworkFile, NetworkFolders, NetworkKind, list_networks
 from sdstudio.ui.errors import Level
@@ -39,6 +40,8 @@ class Addons(QObject):
         window.model_menu.addMenu(self.vae_menu)
         folders = window.model_menu.addAction("Add-on &folders…", self.choose_folders)
         folders.setToolTip("Where LoRAs, embeddings, VAEs and upscaler models are looked up")
+        find = window.view_menu.addAction("Find a &LoRA or embedding", self.find)
+        find.setShortcut(QKeySequence("Ctrl+Shift+L"))
         self.panel.insert_requested.connect(window.prompt_panel.insert)
         self.panel.names_changed.connect(window.prompt_panel.set_completions)
         self.vae_menu.chosen.connect(self._vae_chosen)
@@ -52,6 +55,12 @@ class Addons(QObject):
         self._listed_for = self.window.settings.server
         self.panel.empty_hint = "" if self._listed_for else "Model ▸ Add-on folders… sets where they are."
         self.panel.refresh()
+
+    def find(self) -> None:
+        """Show the dock and put the keyboard in its search field."""
+        self.dock.show()
+        self.dock.raise_()
+        self.panel.focus_search()
 
     def folders(self) -> NetworkFolders:
         return NetworkFolders.default(**self.window.settings.folders)

@@ -80,7 +80,8 @@ class NetworksPanel(QWidget):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search…")
         self.search.setClearButtonEnabled(True)
-        self.search.setToolTip("Show only the names that contain this text")
+        self.search.setToolTip("Show only the names that contain this text; Enter inserts the first, Down goes to the list")
+        self.search.installEventFilter(self)
         self.weight = QDoubleSpinBox()
         self.weight.setRange(-4.0, 4.0)
         self.weight.setSingleStep(0.05)
@@ -181,13 +182,31 @@ class NetworksPanel(QWidget):
         return widget
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if isinstance(event, QKeyEvent) and event.type() == QEvent.Type.KeyPress and watched in self.lists.values():
+        """Enter in a list inserts its current row; in the search field Enter inserts the first
+        row shown and Down moves into the list."""
+        if not (isinstance(event, QKeyEvent) and event.type() == QEvent.Type.KeyPress) or event.modifiers():
+            return super().eventFilter(watched, event)
+        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if watched in self.lists.values():
             item = watched.currentItem()  # type: ignore[attr-defined]
-            enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers()
             if enter and item is not None and not item.isHidden():
                 self.insert(item)
                 return True
+        elif watched is self.search and (enter or event.key() == Qt.Key.Key_Down):
+            widget = self.tabs.currentWidget()
+            assert isinstance(widget, QListWidget)
+            shown = [widget.item(r) for r in range(widget.count()) if not widget.item(r).isHidden()]
+            if shown and enter:
+                self.insert(shown[0])
+            elif shown:
+                widget.setCurrentItem(shown[0])
+                widget.setFocus()
+            return True
         return super().eventFilter(watched, event)
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
 
     def _show_files(self, number: int, kind: NetworkKind, files: list[NetworkFile], where: str) -> None:
         if number != self._refresh_number:

@@ -165,3 +165,15 @@ def test_new_folders_reach_the_running_local_engine(tmp_path):
     )
     assert f"after {tmp_path / 'L'}" in out.stdout, out.stdout + out.stderr
     assert "before" in out.stdout and f"before {tmp_path / 'L'}" not in out.stdout
+
+
+def test_ctrl_shift_l_puts_the_keyboard_in_the_browsers_search(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    window.activateWindow()
+    window.addons.dock.hide()
+    window.prompt_panel.prompt.setFocus()
+    qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_L,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.addons.dock.isVisible()
+    qtbot.waitUntil(window.addons.panel.search.hasFocus, timeout=2000)

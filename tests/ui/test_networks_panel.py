@@ -96,6 +96,19 @@ def test_enter_inserts_into_the_negative_prompt_when_it_had_the_focus_last(panel
     assert prompts.prompt.toPlainText() == ""
 
 
+def test_search_field_enter_inserts_the_first_shown_and_down_enters_the_list(panel, prompts, qtbot):
+    panel.insert_requested.connect(prompts.insert)
+    panel.focus_search()
+    qtbot.keyClicks(panel.search, "grain")
+    qtbot.keyClick(panel.search, Qt.Key.Key_Return)
+    assert prompts.prompt.toPlainText() == "<lora:film_grain:1>"
+    panel.search.clear()
+    qtbot.keyClick(panel.search, Qt.Key.Key_Down)
+    lora_list = panel.lists[NetworkKind.LORA]
+    assert panel.focusWidget() is lora_list  # (the panel is a window of its own here)
+    assert lora_list.currentItem().text() == "add_detail"
+
+
 def test_a_refresh_sees_new_files(panel, folders, qtbot):
     (folders.loras / "sub").mkdir()
     (folders.loras / "sub" / "new_style.safetensors").write_bytes(b"\0" * 16)
