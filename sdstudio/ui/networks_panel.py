@@ -62,8 +62,8 @@ class NetworksPanel(QWidget):
     insert_requested = Signal(str)
     # The names were listed: (LoRA names, embedding names), e.g. for the prompt's completer.
     names_changed = Signal(list, list)
-    # From the worker: (refresh number, kind, files, where).
-    _listed = Signal(int, object, list, str)
+    # From the worker: (refresh number, kind, files, where, why listing failed or "").
+    _listed = Signal(int, object, list, str, str)
     # From the worker: (refresh number, kind, file path, thumbnail QImage).
     _thumbnail = Signal(int, object, str, QImage)
 
@@ -73,6 +73,7 @@ class NetworksPanel(QWidget):
         self._refresh_number = 0
         self._names: dict[NetworkKind, list[str]] = {kind: [] for kind in KINDS}
         self._where: dict[NetworkKind, str] = {kind: "" for kind in KINDS}
+        self._errors: dict[NetworkKind, str] = {kind: "" for kind in KINDS}
         self._items: dict[tuple[NetworkKind, str], QListWidgetItem] = {}  # by (kind, file path)
         # Said after "No LoRAs in …": how to change where they are looked for.
         self.empty_hint = ""
@@ -117,19 +118,11 @@ class NetworksPanel(QWidget):
         self._listed.connect(self._show_files)
         self._thumbnail.connect(self._show_thumbnail)
 
-    def set_lister(self, lister: Lister) -> None:
-        """List from elsewhere from now on (another folder, a server) and refresh."""
-        self._lister = lister
-        self.refresh()
-
     def refresh(self) -> None:
         """List again on a worker thread; a refresh still running is abandoned."""
         self._refresh_number += 1
         self.where.setText("Listing…")
         threading.Thread(target=self._work, args=(self._refresh_number, self._lister), daemon=True).start()
-
-    def names(self, kind: NetworkKind) -> list[str]:
-        return list(self._names[kind])
 
     def insert(self, item: QListWidgetItem) -> None:
         name = item.data(_NAME)
@@ -141,12 +134,13 @@ class NetworksPanel(QWidget):
     def _work(self, number: int, lister: Lister) -> None:
         listed = []
         for kind in KINDS:
+            error = ""
             try:
                 files, where = lister(kind)
-            except Exception as exc:  # an unreachable server or folder: say so, list nothing
-                files, where = [], f"could not be listed: {exc}"
+            except Exception as exc:  # e.g. a server that stopped answering: say so, list nothing
+                files, where, error = [], "", str(exc) or type(exc).__name__
             listed.append((kind, files))
-            if not self._emit(self._listed, number, kind, files, where):
+            if not self._emit(self._listed, number, kind, files, where, error):
                 return
         for kind, files in listed:
             for file in files:
@@ -208,7 +202,7 @@ class NetworksPanel(QWidget):
         self.search.setFocus()
         self.search.selectAll()
 
-    def _show_files(self, number: int, kind: NetworkKind, files: list[NetworkFile], where: str) -> None:
+    def _show_files(self, number: int, kind: NetworkKind, files: list[NetworkFile], where: str, error: str) -> None:
         if number != self._refresh_number:
             return
         widget = self.lists[kind]
@@ -226,7 +220,7 @@ class NetworksPanel(QWidget):
             widget.addItem(item)
             self._items[kind, str(file.path)] = item
         self._names[kind] = [f.name for f in files]
-        self._where[kind] = where
+        self._where[kind], self._errors[kind] = where, error
         self.tabs.setTabText(list(self.lists).index(kind), f"{_TITLES[kind]} ({len(files)})")
         self._filter(self.search.text())
         self._show_where()
@@ -256,7 +250,9 @@ class NetworksPanel(QWidget):
         kind = KINDS[max(self.tabs.currentIndex(), 0)]
         where, count = self._where[kind], len(self._names[kind])
         label = _TITLES[kind]
-        if count:
+        if self._errors[kind]:
+            self.where.setText(f"The {label} could not be listed: {self._errors[kind]}")
+        elif count:
             self.where.setText(f"{count} {label} in {where}")
         else:
             self.where.setText(f"No {label} in {where}. {self.empty_hint}".strip())

@@ -184,3 +184,17 @@ def test_ctrl_up_and_ctrl_enter_reach_the_prompt_while_the_popup_is_open(prompts
     qtbot.keyClick(popup, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
     assert edit.toPlainText() == "(dog:1.1)"
     assert not popup.isVisible()
+
+
+def test_a_lister_that_fails_says_why_and_lists_nothing(qtbot):
+    from sdstudio.ui.networks_panel import NetworksPanel
+
+    def server(kind):
+        raise ConnectionError("http://gpu:8188 did not answer")
+
+    panel = NetworksPanel(server)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.names_changed, timeout=5000):
+        panel.refresh()
+    assert panel.where.text() == "The LoRAs could not be listed: http://gpu:8188 did not answer"
+    assert panel.lists[NetworkKind.LORA].count() == 0
