@@ -93,7 +93,7 @@ class Addons(QObject):
 
     def _list_vaes(self) -> tuple[list[str], str]:
         if self.window.settings.server:
-            return [], f"{self.window.settings.server} (VAE files are chosen on this computer only)"
+            return [], f"{self.window.settings.server}: a server decodes with the model's own VAE"
         folder = self.folders().vaes
         return [f.name for f in list_networks(NetworkKind.VAE, folder)], str(folder)
 
