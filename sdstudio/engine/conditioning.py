@@ -39,7 +39,8 @@ class _Encoder:
     text_encoder: Any
 
 
-def _encoders(pipe: Any) -> list[_Encoder]:
+def text_encoders(pipe: Any) -> list[_Encoder]:
+    """The pipeline's (tokenizer, text encoder) pairs in order: SDXL's CLIP-L, then its OpenCLIP-G."""
     pairs = [(getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None)),
              (getattr(pipe, "tokenizer_2", None), getattr(pipe, "text_encoder_2", None))]
     return [_Encoder(tokenizer, encoder) for tokenizer, encoder in pairs if tokenizer is not None and encoder is not None]
@@ -47,7 +48,7 @@ def _encoders(pipe: Any) -> list[_Encoder]:
 
 def supports(pipe: Any) -> bool:
     """Whether the pipeline has CLIP text encoders this module knows how to drive."""
-    return bool(_encoders(pipe)) and "prompt_embeds" in _call_parameters(pipe)
+    return bool(text_encoders(pipe)) and "prompt_embeds" in _call_parameters(pipe)
 
 
 def _call_parameters(pipe: Any) -> set[str]:
@@ -68,7 +69,7 @@ def prompt_embeddings(
     device = pipe._execution_device
     positive, negative, pooled = [], [], []
     with torch.no_grad():
-        for index, encoder in enumerate(_encoders(pipe)):
+        for index, encoder in enumerate(text_encoders(pipe)):
             chunks = [_chunks(encoder.tokenizer, text, embeddings) for text in (prompt, negative_prompt)]
             count = max(len(c) for c in chunks)
             vectors = embeddings.vectors(index) if embeddings else {}
@@ -78,7 +79,7 @@ def prompt_embeddings(
                 side.append(hidden)
                 if first_pooled is not None:
                     pooled.append(first_pooled)
-    dtype = (pipe.text_encoder_2 if sdxl else _encoders(pipe)[0].text_encoder).dtype
+    dtype = (pipe.text_encoder_2 if sdxl else text_encoders(pipe)[0].text_encoder).dtype
     kwargs = {
         "prompt_embeds": torch.cat(positive, dim=-1).to(dtype=dtype, device=device),
         "negative_prompt_embeds": torch.cat(negative, dim=-1).to(dtype=dtype, device=device),
@@ -167,7 +168,8 @@ def _embedding_vectors(model: Any, ids: list[int], vectors: dict[int, Any]) -> I
         output[:, positions] = rows.to(output.device, output.dtype)
         return output
 
-    handle = model.get_input_embeddings().register_forward_hook(put_vectors)
+    # First among the layer's hooks: any other sees the vectors as the layer's output.
+    handle = model.get_input_embeddings().register_forward_hook(put_vectors, prepend=True)
     try:
         yield [filler if token in vectors else token for token in ids]
     finally:

@@ -237,8 +237,10 @@ class PromptEmbeddings:
 
     @property
     def used(self) -> list[EmbeddingFile]:
-        names = {name for matcher in self._matchers for name in matcher.used}
-        return [f for f in self.files if f.name in names]
+        """In the order met: the prompt's, then the negative prompt's (as A1111 lists them)."""
+        names = dict.fromkeys(name for matcher in self._matchers for name in matcher.used)
+        by_name = {f.name: f for f in self.files}
+        return [by_name[name] for name in names]
 
 
 def prompt_embeddings(

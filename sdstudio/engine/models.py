@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
     from PIL.Image import Image
 
+    from sdstudio.engine.events import UsedNetwork
+
 Progress = Callable[[str, float | None], None]
 
 CONFIG_ROOT = resources.config_root()
@@ -98,10 +100,27 @@ class LoadedModel:
     _pipelines: dict[Mode, DiffusionPipeline] = field(default_factory=dict, repr=False)
     _scheduler_config: dict[str, Any] = field(default_factory=dict, repr=False)
     _job_memory: JobMemory | None = field(default=None, repr=False)
+    own_vae: Any = field(default=None, repr=False)
+    vae_file: UsedNetwork | None = None  # the VAE file in use, None for the model's own
+    vae_key: tuple[str, int, int] | None = None  # which version of which file that is
 
     def __post_init__(self) -> None:
         # Snapshot now: callers replace pipe.scheduler per job, and the base pipeline is one of them.
         self._scheduler_config = dict(self.base.scheduler.config)
+        self.own_vae = self.base.vae
+
+    def use_vae(self, vae: Any | None, used: UsedNetwork | None = None, key: tuple[str, int, int] | None = None) -> None:
+        """Decode (and encode) with `vae` in every mode's pipeline, or with the model's own
+        VAE again (None: the very object it came with, so results match bitwise)."""
+        vae = self.own_vae if vae is None else vae
+        if vae is not self.own_vae and self.offload == "none":
+            vae.to(self.device, self.dtype)
+        for pipe in {id(p): p for p in (self.base, *self._pipelines.values())}.values():
+            pipe.vae = vae
+            if self.offload != "none":  # the hooks were made for the old module
+                _place(pipe, self.device, self.offload, self.info.name)
+        self.vae_file, self.vae_key = (used, key) if vae is not self.own_vae else (None, None)
+        self._job_memory = None  # tiling is switched per VAE module: set it again on the next job
 
     def pipeline(self, mode: Mode) -> DiffusionPipeline:
         """The pipeline for `mode`, sharing this model's components; built on first use, cached.
