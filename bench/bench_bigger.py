@@ -150,8 +150,8 @@ class _Tiled:
     def __init__(self, model, tile: int) -> None:
         self.model, self.tile, self.scale = model, tile, model.scale
 
-    def __call__(self, image):
-        return self.model(image, tile=self.tile)
+    def __call__(self, image, on_tile=None):
+        return self.model(image, tile=self.tile, on_tile=on_tile)
 
 
 def _loaded_mib() -> float:

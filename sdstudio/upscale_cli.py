@@ -13,15 +13,13 @@ import sys
 from pathlib import Path
 
 from sdstudio.cli import UsageError, _Parser, next_number
-
-LANCZOS = "Lanczos"
-MAX_SCALE = 8
+from sdstudio.engine.backend import LANCZOS, MAX_UPSCALE
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sdstudio upscale", description="Enlarge a picture with an upscaler model or Lanczos.")
     p.add_argument("image", type=Path, help="the picture to enlarge")
-    p.add_argument("--scale", type=float, default=2.0, help=f"factor, above 1 and up to {MAX_SCALE} (default 2)")
+    p.add_argument("--scale", type=float, default=2.0, help=f"factor, above 1 and up to {MAX_UPSCALE} (default 2)")
     p.add_argument("--model", help="an upscaler model: a file name in the upscaler folder or a path (default: Lanczos)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     p.add_argument("--allow-pickle", action="store_true", help="allow .pth models (they can run arbitrary code)")
@@ -32,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
+    from sdstudio.engine.params import postprocess_text
     from sdstudio.engine.pngmeta import png_writer, read_png_text
     from sdstudio.engine.upscalers import UpscalerError, load_upscaler, upscale
     from sdstudio.fileio import write_new
@@ -39,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args = build_parser().parse_args(argv)
-        if not 1 < args.scale <= MAX_SCALE:
-            raise UsageError(f"--scale must be above 1 and at most {MAX_SCALE}, not {args.scale}")
+        if not 1 < args.scale <= MAX_UPSCALE:
+            raise UsageError(f"--scale must be above 1 and at most {MAX_UPSCALE}, not {args.scale}")
         try:
             with Image.open(args.image) as opened:
                 image = to_rgb(opened)
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     size = (round(image.width * args.scale), round(image.height * args.scale))
     result = upscale(image, size, model)
     source_text, _ = read_png_text(args.image)
-    text = postprocess_text(source_text, args.scale, Path(model.name).stem if model else LANCZOS)
+    text = postprocess_text(source_text, args.scale, model.name if model else LANCZOS)
     path = args.out / f"{next_number(args.out):05d}-upscaled.png"
     try:
         written = write_new(path, png_writer(result, text))
@@ -63,10 +62,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(written, flush=True)
     return 0
-
-
-def postprocess_text(source: str | None, scale: float, upscaler: str) -> str:
-    """The source's A1111 text with the extras tab's keys after its own (they read as more
-    `Key: value` pairs of its last line)."""
-    pairs = f"Postprocess upscale by: {scale:g}, Postprocess upscaler: {upscaler}"
-    return f"{source.rstrip()}, {pairs}" if source and source.strip() else pairs

@@ -3,6 +3,7 @@
     load job:        ModelLoading* → ModelLoaded | Failed | Cancelled
     generation job:  [ModelLoading* ModelLoaded] Started Notice* (Step* BatchDone)* → Finished
                      | Failed | Cancelled
+    upscale job:     Started Step* → Finished (one image) | Failed | Cancelled
 
 Only frozen dataclasses live here, and nothing heavy is imported.
 """
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 class JobKind(StrEnum):
     GENERATE = "generate"
     LOAD_MODEL = "load_model"
+    UPSCALE = "upscale"  # an existing picture enlarged (`Backend.upscale`)
 
 
 class JobState(StrEnum):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sdstudio.engine.backend import MAX_UPSCALE
 from sdstudio.engine.parameters import check, snap_to_8
 from sdstudio.engine.request import MAX_IMAGE_SIDE, GenerationRequest, ImageData, Mode
 from sdstudio.imaging import to_mask, to_rgb
@@ -17,8 +18,27 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
 
+    from sdstudio.engine.backend import Upscale
+
 class InputError(ValueError):
     """The request or its images cannot be used; str(e) is a sentence for the person."""
+
+
+def upscale_input(order: Upscale) -> Image:
+    """The picture of an upscale job, checked: a factor above 1 and at most MAX_UPSCALE, an
+    upscaler named, a result at most MAX_IMAGE_SIDE a side."""
+    if not 1 < order.scale <= MAX_UPSCALE:
+        raise InputError(f"Upscale by {order.scale:g}: the factor must be above 1 and at most {MAX_UPSCALE:g}.")
+    if not order.upscaler:
+        raise InputError("No upscaler was chosen.")
+    image = _rgb(_decoded(order.image, "picture to upscale"))
+    width, height = order.size(*image.size)
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise InputError(
+            f"{image.width}x{image.height} upscaled by {order.scale:g} is {width}x{height}, past the largest side "
+            f"({MAX_IMAGE_SIDE}): use a smaller factor."
+        )
+    return image
 
 
 def checked_size(width: int, height: int) -> tuple[int, int, str | None]:

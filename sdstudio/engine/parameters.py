@@ -207,6 +207,11 @@ def is_upscaler_model_name(value: object) -> bool:
     )
 
 
+def upscaler_label(name: str) -> str:
+    """An upscaler as A1111's text names it: a model file without its extension."""
+    return name.rsplit(".", 1)[0] if is_upscaler_model_name(name) else name
+
+
 def _area(pairs: Mapping[str, str]) -> bool | None:
     return {"Only masked": True, "Whole picture": False}.get(pairs.get("Inpaint area", ""))
 
@@ -298,7 +303,7 @@ PARAMETERS += (
     Param("hires_upscaler", Part.HIRES, str, "Latent", "Hires upsca&ler:",
           "How the first pass is enlarged: Latent methods upscale before decoding (softer, need "
           "a denoise of 0.5 or more), Lanczos and Nearest upscale the picture itself.",
-          modes=TXT2IMG_ONLY, infotext="Hires upscaler", write=_hires(lambda f: f["hires_upscaler"]),
+          modes=TXT2IMG_ONLY, infotext="Hires upscaler", write=_hires(lambda f: upscaler_label(f["hires_upscaler"])),
           cli="--hires-upscaler", cli_help="hires fix: " + ", ".join(HIRES_UPSCALERS) + ", or an upscaler model's file name",
           control=Control.COMBO, choices=HIRES_UPSCALERS, also=is_upscaler_model_name),
     Param("hires_steps", Part.HIRES, int, 0, "Hires s&teps:",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sdstudio.engine.events import ResultImage, UsedNetwork
 from sdstudio.engine.infotext import Infotext, format_infotext, parse_infotext
-from sdstudio.engine.parameters import PARAMETERS, Param, Part, applies
+from sdstudio.engine.parameters import PARAMETERS, Param, Part, applies, upscaler_label
 from sdstudio.engine.request import GenerationRequest, ModelInfo
 
 if TYPE_CHECKING:
@@ -139,3 +139,10 @@ def fields_from_infotext(text: str | Infotext) -> dict[str, Any]:
         if value is not None:
             fields[param.name] = value
     return fields
+
+
+def postprocess_text(source: str | None, scale: float, upscaler: str) -> str:
+    """The source's A1111 text with the extras tab's keys after its own (they read as more
+    `Key: value` pairs of its last line); a model file is named without its extension."""
+    pairs = f"Postprocess upscale by: {scale:g}, Postprocess upscaler: {upscaler_label(upscaler)}"
+    return f"{source.rstrip()}, {pairs}" if source and source.strip() else pairs

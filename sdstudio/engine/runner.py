@@ -12,28 +12,45 @@ from __future__ import annotations
 
 import atexit
 import gc
+import itertools
 import logging
 import threading
 import traceback
 import weakref
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.backend import Callback, Capabilities, Feature, ServerState, deliver
+from sdstudio.engine.backend import (
+    LANCZOS,
+    Callback,
+    Capabilities,
+    Feature,
+    ServerState,
+    Upscale,
+    deliver,
+)
 from sdstudio.engine.events import (
     Cancelled,
     ErrorKind,
     Event,
     Failed,
+    Finished,
     JobKind,
     JobState,
     ModelLoaded,
     ModelLoading,
     Notice,
     Started,
+    Step,
 )
 from sdstudio.engine.generate import JobInterrupted, plan_generation, run_generation
 from sdstudio.engine.hires import hires_size
-from sdstudio.engine.images import BadOutputError, InputError, check_request, prepare_inputs
+from sdstudio.engine.images import (
+    BadOutputError,
+    InputError,
+    check_request,
+    prepare_inputs,
+    upscale_input,
+)
 from sdstudio.engine.job_queue import SerialQueue
 from sdstudio.engine.request import BUILTIN_MODEL, Family, GenerationRequest, ModelInfo, ModelRef
 
@@ -45,12 +62,17 @@ log = logging.getLogger(__name__)
 
 
 class Job:
-    """A handle on one queued generation (`request`) or model load (`request` None, `model_ref`)."""
+    """A handle on one queued generation (`request`), model load (`request` None, `model_ref`)
+    or upscale (`order`; `request` is its source's)."""
 
-    def __init__(self, job_id: int, request: GenerationRequest | None, model_ref: ModelRef, callback: Callback) -> None:
+    def __init__(
+        self, job_id: int, request: GenerationRequest | None, model_ref: ModelRef, callback: Callback,
+        order: Upscale | None = None,
+    ) -> None:
         self.id = job_id
-        self.kind = JobKind.LOAD_MODEL if request is None else JobKind.GENERATE
+        self.kind = JobKind.UPSCALE if order else JobKind.LOAD_MODEL if request is None else JobKind.GENERATE
         self.request = request
+        self.order = order
         self.model_ref = model_ref
         self.state = JobState.PENDING
         self._callback = callback
@@ -62,7 +84,7 @@ class Job:
         return self._done.wait(timeout)
 
     def __repr__(self) -> str:
-        kind = self.kind.value if self.request is None else self.request.mode.value
+        kind = self.request.mode.value if self.kind is JobKind.GENERATE and self.request else self.kind.value
         return f"<Job {self.id} {kind} {self.state.value}>"
 
 
@@ -94,6 +116,9 @@ class Engine:
 
     def load_model(self, ref: ModelRef, callback: Callback) -> Job:
         return self._enqueue(None, ref, callback)
+
+    def upscale(self, order: Upscale, callback: Callback) -> Job:
+        return self._enqueue(order.source, order.source.model, callback, order)
 
     def cancel(self, job: Job) -> None:
         """A pending job leaves the queue (Cancelled at once); the running one stops at its next
@@ -137,8 +162,10 @@ class Engine:
 
     # ---- queue --------------------------------------------------------------------------
 
-    def _enqueue(self, request: GenerationRequest | None, ref: ModelRef, callback: Callback) -> Job:
-        return self._jobs.add(lambda job_id: Job(job_id, request, ref, callback), "the engine was shut down")
+    def _enqueue(
+        self, request: GenerationRequest | None, ref: ModelRef, callback: Callback, order: Upscale | None = None
+    ) -> Job:
+        return self._jobs.add(lambda job_id: Job(job_id, request, ref, callback, order), "the engine was shut down")
 
     def _release(self) -> None:
         """The worker's last act: the pipelines go with it."""
@@ -155,6 +182,9 @@ class Engine:
         try:
             if job._cancel.is_set():
                 raise JobInterrupted
+            if job.order is not None:
+                self._upscale(job, job.order, emit)
+                return
             if job.request is None:
                 model, fresh = self._ensure_model(job.model_ref, emit)
                 if not fresh:  # already loaded: nothing to do, but the caller still hears so
@@ -179,6 +209,36 @@ class Engine:
         for message in plan.notices:
             emit(Notice(message))
         emit(run_generation(model, plan, emit, job._cancel.is_set, self._previewer))
+
+    def _upscale(self, job: Job, order: Upscale, emit: Callback) -> None:
+        """One picture through an upscaler model (a Step per tile, cancellable between tiles)
+        or Lanczos (one Step), on this engine's device."""
+        from sdstudio.engine.devices import pick_device
+        from sdstudio.engine.upscalers import UpscalerError, load_upscaler, tile_count, upscale
+
+        image = upscale_input(order)
+        try:
+            model = None
+            if order.upscaler != LANCZOS:
+                device = str(pick_device(order.source.model.device or self._device))
+                model = load_upscaler(order.upscaler, order.source.model.allow_pickle, device=device)
+        except UpscalerError as exc:
+            raise InputError(str(exc)) from exc
+        size = order.size(*image.size)
+        tiles = tile_count(image.size, size, model)
+        total = tiles or 1
+        emit(Started(total=total))
+        steps = itertools.count(1)
+
+        def step() -> None:
+            if job._cancel.is_set():
+                raise JobInterrupted
+            emit(Step(next(steps), total))
+
+        result = upscale(image, size, model, step)
+        if not tiles:
+            step()
+        emit(Finished((order.result(result),)))
 
     def _ensure_model(self, ref: ModelRef, emit: Callback) -> tuple[LoadedModel, bool]:
         """(model, freshly loaded): the loaded model if it matches `ref`, else `ref` loaded now.
@@ -262,6 +322,8 @@ def _oom_message(job: Job, exc: BaseException) -> str:
     request = job.request
     if isinstance(exc, LoadOutOfMemory):
         return str(exc)
+    if job.order is not None:
+        return "Out of memory while upscaling: use a smaller factor or Lanczos (or close other programs using the GPU)."
     if request is None:
         return f"Out of memory while loading {job.model_ref.name}: close other programs or use a smaller model."
     return (

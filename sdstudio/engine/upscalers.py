@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,8 +65,11 @@ class UpscalerModel:
     scale: int
     descriptor: Any  # spandrel's ImageModelDescriptor
 
-    def __call__(self, image: Image.Image, tile: int = TILE, overlap: int = OVERLAP) -> Image.Image:
-        """`image` enlarged by the model's own scale, `tile` input pixels a side at a time."""
+    def __call__(
+        self, image: Image.Image, tile: int = TILE, overlap: int = OVERLAP, on_tile: Callable[[], None] | None = None
+    ) -> Image.Image:
+        """`image` enlarged by the model's own scale, `tile` input pixels a side at a time;
+        `on_tile` is called after each tile (it may raise to stop)."""
         import numpy as np
         import torch
         from PIL import Image as PILImage
@@ -88,6 +92,8 @@ class UpscalerModel:
                     result = model(patch)[0].clamp_(0, 1).mul_(255).round_().byte().permute(1, 2, 0).cpu().numpy()
                     y, x = (top - t0) * s, (left - l0) * s
                     out[top * s : bottom * s, left * s : right * s] = result[y : y + (bottom - top) * s, x : x + (right - left) * s]
+                    if on_tile is not None:
+                        on_tile()
         return PILImage.fromarray(out)
 
 
@@ -115,17 +121,34 @@ def load_upscaler(name: str, allow_pickle: bool = False, folder: Path | None = N
     return UpscalerModel(path.name, descriptor.scale, descriptor)
 
 
-def upscale(image: Image.Image, size: tuple[int, int], model: UpscalerModel | None = None) -> Image.Image:
+def upscale(
+    image: Image.Image, size: tuple[int, int], model: UpscalerModel | None = None, on_tile: Callable[[], None] | None = None
+) -> Image.Image:
     """`image` at `size`: through `model` (as many passes as the factor needs, at most
-    MAX_PASSES), then Lanczos to the exact size; Lanczos alone without a model."""
+    MAX_PASSES), then Lanczos to the exact size; Lanczos alone without a model. `on_tile`
+    is called after each of the model's tiles (`tile_count` of them)."""
     from PIL import Image as PILImage
 
-    if model is not None and model.scale > 1:
-        for _ in range(MAX_PASSES):
-            if image.width >= size[0] and image.height >= size[1]:
-                break
-            image = model(image)
+    for _ in _passes(image.size, size, model):
+        image = model(image, on_tile=on_tile)  # type: ignore[misc]
     return image if image.size == size else image.resize(size, PILImage.Resampling.LANCZOS)
+
+
+def tile_count(source: tuple[int, int], size: tuple[int, int], model: UpscalerModel | None, tile: int = TILE) -> int:
+    """How many tiles `upscale` runs through `model` to take a `source`-sized picture to `size`."""
+    return sum(-(-w // tile) * -(-h // tile) for w, h in _passes(source, size, model))
+
+
+def _passes(source: tuple[int, int], size: tuple[int, int], model: UpscalerModel | None) -> list[tuple[int, int]]:
+    """The input size of each pass of `model` (none without one, or for a ×1 model)."""
+    if model is None or model.scale <= 1:
+        return []
+    passes: list[tuple[int, int]] = []
+    width, height = source
+    while len(passes) < MAX_PASSES and (width < size[0] or height < size[1]):
+        passes.append((width, height))
+        width, height = width * model.scale, height * model.scale
+    return passes
 
 
 def _spandrel() -> types.ModuleType:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from sdstudio.engine.backend import Backend
+from sdstudio.engine.backend import LANCZOS, Backend, Upscale
 from sdstudio.engine.events import (
     TERMINAL_EVENTS,
     BatchDone,
@@ -24,6 +25,7 @@ from sdstudio.engine.events import (
     ErrorKind,
     Failed,
     Finished,
+    JobKind,
     JobState,
     ModelLoaded,
     ModelLoading,
@@ -32,7 +34,7 @@ from sdstudio.engine.events import (
     Step,
 )
 from sdstudio.engine.parameters import MAX_SEED, Mode
-from sdstudio.engine.request import GenerationRequest, Inputs, ModelRef
+from sdstudio.engine.request import GenerationRequest, ImageData, Inputs, ModelRef
 
 TIMEOUT = 120
 
@@ -41,23 +43,28 @@ TIMEOUT = 120
 class Subject:
     backend: Backend
     model: ModelRef  # a model the backend has
+    upscalers: Path  # where the backend finds upscaler models by name
 
 
 def _local(request: pytest.FixtureRequest) -> Iterator[Subject]:
     from sdstudio.engine.backend import local_backend
+    from sdstudio.engine.upscalers import FOLDER_ENV
 
+    upscalers = request.getfixturevalue("tmp_path_factory").mktemp("upscalers")
     backend = local_backend(device="cpu", dtype="float32")
-    yield Subject(backend, ModelRef(str(request.getfixturevalue("tiny_sd1"))))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FOLDER_ENV, str(upscalers))
+        yield Subject(backend, ModelRef(str(request.getfixturevalue("tiny_sd1"))), upscalers)
     backend.shutdown()
 
 
 def _comfy(request: pytest.FixtureRequest) -> Iterator[Subject]:
     """A real ComfyUI server (conftest.py) with the reduced SD1.5 checkpoint."""
     from sdstudio.engine.comfy import comfy_backend
-    from tests.contract.comfy_server import CHECKPOINT
+    from tests.contract.comfy_server import CHECKPOINT, install
 
     backend = comfy_backend(request.getfixturevalue("comfy_server").url)
-    yield Subject(backend, ModelRef(CHECKPOINT))
+    yield Subject(backend, ModelRef(CHECKPOINT), install() / "models" / "upscale_models")
     backend.shutdown()
 
 
@@ -310,6 +317,47 @@ def test_a_raising_listener_fails_its_own_job_only(subject, error):
     job = subject.backend.submit(make(subject, steps=2), broken)
     assert job.wait(TIMEOUT) and job.state is JobState.FAILED
     assert isinstance(run(subject, make(subject, steps=1))[-1], Finished)
+
+
+# ---- upscaling ----------------------------------------------------------------------------------
+
+
+def upscale(subject: Subject, picture: Image.Image, scale: float, upscaler: str) -> tuple[list, object]:
+    source = make(subject, source="images/2026-01-01/parent.png")
+    order = Upscale(ImageData.from_pil(picture), scale, upscaler, source, "a red apple\nSteps: 3, Seed: 42")
+    events: list = []
+    job = subject.backend.upscale(order, events.append)
+    assert job.wait(TIMEOUT), "job did not finish"
+    assert job.kind is JobKind.UPSCALE and job.request == source
+    return events, job
+
+
+@pytest.mark.parametrize(("scale", "upscaler"), [(2.0, LANCZOS), (4.0, "model")])
+def test_an_upscale_job_makes_one_picture_scale_times_the_size(subject, init_image, scale, upscaler):
+    if upscaler == "model":  # a ×2 ESRGAN of random weights; ×4 runs it and finishes with Lanczos
+        from tests.engine.test_upscalers import _esrgan, save_model
+
+        upscaler = save_model(subject.upscalers, "sdstudio-test-x2.safetensors", _esrgan(2)).name
+    events, job = upscale(subject, init_image.crop((0, 0, 64, 48)), scale, upscaler)
+    assert sum(isinstance(e, TERMINAL_EVENTS) for e in events) == 1 and job.state is JobState.DONE
+    started, steps = events[0], [e for e in events if isinstance(e, Step)]
+    assert isinstance(started, Started) and [s.index for s in steps] == list(range(1, started.total + 1))
+    (result,) = finished(events).results
+    assert result.image.size == (64 * scale, 48 * scale) and result.image.mode == "RGB"
+    assert result.request.inputs.source == "images/2026-01-01/parent.png"
+    label = upscaler.removesuffix(".safetensors")
+    assert result.infotext == f"a red apple\nSteps: 3, Seed: 42, Postprocess upscale by: {scale:g}, Postprocess upscaler: {label}"
+
+
+@pytest.mark.parametrize(
+    ("scale", "upscaler", "words"),
+    [(2.0, "no-such-upscaler.safetensors", "no-such-upscaler"), (1.0, LANCZOS, "above 1"), (200.0, LANCZOS, "at most")],
+)
+def test_a_bad_upscale_fails_clearly_and_the_backend_goes_on(subject, init_image, scale, upscaler, words):
+    events, job = upscale(subject, init_image, scale, upscaler)
+    assert isinstance(events[-1], Failed) and events[-1].error == ErrorKind.BAD_INPUT and words in events[-1].message
+    assert len(events) == 1
+    assert isinstance(upscale(subject, init_image, 2.0, LANCZOS)[0][-1], Finished)
 
 
 def test_capabilities_name_what_the_backend_runs(subject):

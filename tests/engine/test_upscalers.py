@@ -3,6 +3,7 @@ saved as files, found by name, run tile by tile, as the hires upscaler and by `s
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +12,18 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from sdstudio.engine.events import ErrorKind, Failed, Finished
+from sdstudio.engine.backend import Upscale
+from sdstudio.engine.events import Cancelled, ErrorKind, Failed, Finished, JobState, Started, Step
 from sdstudio.engine.parameters import BY_NAME, check
 from sdstudio.engine.pngmeta import read_png_text, save_png
-from sdstudio.engine.request import GenerationRequest, ModelRef
+from sdstudio.engine.request import GenerationRequest, ImageData, Inputs, ModelRef
 from sdstudio.engine.upscalers import (
     FOLDER_ENV,
     UpscalerError,
     _spandrel,
     list_upscalers,
     load_upscaler,
+    tile_count,
     upscale,
 )
 from sdstudio.upscale_cli import main as upscale_main
@@ -174,7 +177,8 @@ def test_an_upscaler_model_is_the_hires_upscaler(engine, tiny_sd1, tmp_path, mon
     assert isinstance(events[-1], Finished), events[-1]
     result = events[-1].results[0]
     assert result.image.size == (128, 128)
-    assert "Hires upscaler: 2x-tiny.safetensors" in result.infotext
+    assert "Hires upscaler: 2x-tiny," in result.infotext  # as A1111 names it: no extension
+    assert result.request.hires.hires_upscaler == "2x-tiny.safetensors"  # the JSON keeps the file
 
 
 def test_a_missing_hires_upscaler_model_fails_the_job_before_drawing(engine, tiny_sd1, tmp_path, monkeypatch):
@@ -182,6 +186,56 @@ def test_a_missing_hires_upscaler_model_fails_the_job_before_drawing(engine, tin
     events = _hires(engine, tiny_sd1, "nowhere.safetensors")
     assert isinstance(events[-1], Failed) and events[-1].error is ErrorKind.BAD_INPUT
     assert "nowhere.safetensors" in events[-1].message
+
+
+def _upscale_job(engine, picture: Image.Image, upscaler: str, on_event=None) -> tuple[list, object]:
+    source = GenerationRequest.create(prompt="an apple", seed=5, inputs=Inputs(source="images/parent.png"))
+    order = Upscale(ImageData.from_pil(picture), 2.0, upscaler, source, "an apple\nSteps: 20, Seed: 5")
+    events: list = []
+
+    def listen(event):
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+
+    job = engine.upscale(order, listen)
+    assert job.wait(TIMEOUT)
+    return events, job
+
+
+def test_an_upscale_job_steps_once_per_tile_and_queues_with_generations(engine, tmp_path, monkeypatch):
+    save_model(tmp_path, "2x-tiny.safetensors", _esrgan(2))
+    monkeypatch.setenv(FOLDER_ENV, str(tmp_path))
+    events, _ = _upscale_job(engine, picture(300, 20), "2x-tiny.safetensors")
+    assert isinstance(events[0], Started) and events[0].total == tile_count((300, 20), (600, 40), load_upscaler(
+        "2x-tiny.safetensors", folder=tmp_path)) == 2
+    assert [e.index for e in events if isinstance(e, Step)] == [1, 2]
+    (result,) = events[-1].results
+    assert result.image.size == (600, 40) and result.request.inputs.source == "images/parent.png"
+    assert result.infotext.endswith("Seed: 5, Postprocess upscale by: 2, Postprocess upscaler: 2x-tiny")
+
+
+def test_an_upscale_job_cancels_between_tiles(engine, tmp_path, monkeypatch):
+    save_model(tmp_path, "2x-tiny.safetensors", _esrgan(2))
+    monkeypatch.setenv(FOLDER_ENV, str(tmp_path))
+    holder: list = []
+
+    def cancel_at_first_tile(event):
+        if isinstance(event, Step):
+            engine.cancel(holder[0])
+
+    # The job handle exists only once `upscale` returns; a pending first job keeps it waiting.
+    blocker = threading.Event()
+    engine.submit(GenerationRequest.create(model=ModelRef("unused")), lambda e: blocker.wait(TIMEOUT))
+    order_events: list = []
+    source = GenerationRequest.create(prompt="an apple")
+    job = engine.upscale(Upscale(ImageData.from_pil(picture(600, 20)), 2.0, "2x-tiny.safetensors", source),
+                         lambda e: (order_events.append(e), cancel_at_first_tile(e)))
+    holder.append(job)
+    blocker.set()
+    assert job.wait(TIMEOUT)
+    assert isinstance(order_events[-1], Cancelled) and job.state is JobState.CANCELLED
+    assert [e.index for e in order_events if isinstance(e, Step)] == [1]
 
 
 def test_cli_upscale_writes_the_enlarged_png_with_extras_keys(tmp_path, capsys):

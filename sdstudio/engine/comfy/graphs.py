@@ -83,12 +83,15 @@ class Lora:
 
 def _options(object_info: Mapping[str, Any], node: str, name: str) -> list[str]:
     """The choices a server offers for a combo input, or [] when it lacks the node.
-    `object_info` maps node class names to their `/object_info/{class}` answers."""
+    `object_info` maps node class names to their `/object_info/{class}` answers: the choices
+    as the input's first entry, or (nodes of ComfyUI's newer schema, e.g. UpscaleModelLoader)
+    `["COMBO", {"options": [...]}]`."""
     try:
-        spec = object_info[node]["input"]["required"][name][0]
-    except (KeyError, IndexError, TypeError):
+        spec = object_info[node]["input"]["required"][name]
+        choices = spec[1].get("options") if spec[0] == "COMBO" else spec[0]
+    except (KeyError, IndexError, TypeError, AttributeError):
         return []
-    return [str(o) for o in spec] if isinstance(spec, list) else []
+    return [str(o) for o in choices] if isinstance(choices, list) else []
 
 
 def server_checkpoints(object_info: Mapping[str, Any]) -> list[str]:
