@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
@@ -35,6 +35,7 @@ from sdstudio.engine.networks import NetworkFile, NetworkKind
 Lister = Callable[[NetworkKind], "tuple[list[NetworkFile], str]"]
 
 THUMBNAIL = 64
+_ROWS_PER_TURN = 200
 KINDS = (NetworkKind.LORA, NetworkKind.EMBEDDING)
 _TITLES = {NetworkKind.LORA: "LoRAs", NetworkKind.EMBEDDING: "Embeddings"}
 _NAME = Qt.ItemDataRole.UserRole
@@ -75,6 +76,8 @@ class NetworksPanel(QWidget):
         self._where: dict[NetworkKind, str] = {kind: "" for kind in KINDS}
         self._errors: dict[NetworkKind, str] = {kind: "" for kind in KINDS}
         self._items: dict[tuple[NetworkKind, str], QListWidgetItem] = {}  # by (kind, file path)
+        self._early: dict[tuple[NetworkKind, str], QImage] = {}  # thumbnails read before their row
+        self._listed_kinds: set[NetworkKind] = set()  # of this refresh
         # Said after "No LoRAs in …": how to change where they are looked for.
         self.empty_hint = ""
 
@@ -121,6 +124,8 @@ class NetworksPanel(QWidget):
     def refresh(self) -> None:
         """List again on a worker thread; a refresh still running is abandoned."""
         self._refresh_number += 1
+        self._listed_kinds.clear()
+        self._early.clear()
         self.where.setText("Listing…")
         threading.Thread(target=self._work, args=(self._refresh_number, self._lister), daemon=True).start()
 
@@ -164,7 +169,7 @@ class NetworksPanel(QWidget):
     def _make_list(self, kind: NetworkKind) -> QListWidget:
         widget = QListWidget()
         widget.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
-        widget.setUniformItemSizes(False)
+        widget.setUniformItemSizes(True)  # every row has a picture's room, or none has
         widget.setToolTip(
             "Click or press Enter to insert the tag at the prompt's cursor (the negative prompt "
             "when it was the last one written in)"
@@ -205,33 +210,51 @@ class NetworksPanel(QWidget):
     def _show_files(self, number: int, kind: NetworkKind, files: list[NetworkFile], where: str, error: str) -> None:
         if number != self._refresh_number:
             return
-        widget = self.lists[kind]
-        widget.clear()
+        self.lists[kind].clear()
         self._items = {key: item for key, item in self._items.items() if key[0] is not kind}
+        self._names[kind] = [f.name for f in files]
+        self._where[kind], self._errors[kind] = where, error
+        self.tabs.setTabText(list(self.lists).index(kind), f"{_TITLES[kind]} ({len(files)})")
+        self._show_where()
         # Rows line up when every one has a picture's room, once any file has a picture.
-        placeholder = _placeholder() if any(f.preview for f in files) else None
+        self._add_rows(number, kind, files, 0, _placeholder() if any(f.preview for f in files) else None)
+        self._listed_kinds.add(kind)
+        if self._listed_kinds == set(KINDS):
+            self.names_changed.emit(self._names[NetworkKind.LORA], self._names[NetworkKind.EMBEDDING])
+
+    def _add_rows(self, number: int, kind: NetworkKind, files: list[NetworkFile], start: int, placeholder: QIcon | None) -> None:
+        """A few hundred rows per turn of the event loop, so a big folder never holds it long."""
+        if number != self._refresh_number:
+            return
+        widget, needle = self.lists[kind], self.search.text().strip().lower()
         verb = "Insert " + ("<lora:…> tag" if kind is NetworkKind.LORA else "name")
-        for file in files:
+        for file in files[start : start + _ROWS_PER_TURN]:
             item = QListWidgetItem(file.name)
             item.setData(_NAME, file.name)
             item.setToolTip(f"{verb}: {file.name}\n{file.path}" if file.path.name != file.name else f"{verb}: {file.name}")
             if placeholder is not None:
                 item.setIcon(placeholder)
             widget.addItem(item)
+            item.setHidden(needle not in file.name.lower())
             self._items[kind, str(file.path)] = item
-        self._names[kind] = [f.name for f in files]
-        self._where[kind], self._errors[kind] = where, error
-        self.tabs.setTabText(list(self.lists).index(kind), f"{_TITLES[kind]} ({len(files)})")
-        self._filter(self.search.text())
-        self._show_where()
-        if kind is KINDS[-1]:
-            self.names_changed.emit(self._names[NetworkKind.LORA], self._names[NetworkKind.EMBEDDING])
+            if (picture := self._early.pop((kind, str(file.path)), None)) is not None:
+                self._set_picture(item, picture)
+        if start + _ROWS_PER_TURN < len(files):
+            QTimer.singleShot(0, self, lambda: self._add_rows(number, kind, files, start + _ROWS_PER_TURN, placeholder))
 
     def _show_thumbnail(self, number: int, kind: NetworkKind, path: str, image: QImage) -> None:
+        if number != self._refresh_number:
+            return
         item = self._items.get((kind, path))
-        if number == self._refresh_number and item is not None:
-            item.setIcon(QIcon(QPixmap.fromImage(image)))
-            item.setData(_HAS_PICTURE, True)
+        if item is None:  # its row is not added yet
+            self._early[kind, path] = image
+        else:
+            self._set_picture(item, image)
+
+    @staticmethod
+    def _set_picture(item: QListWidgetItem, image: QImage) -> None:
+        item.setIcon(QIcon(QPixmap.fromImage(image)))
+        item.setData(_HAS_PICTURE, True)
 
     def has_thumbnail(self, kind: NetworkKind, name: str) -> bool:
         """Whether the row of `name` shows its preview picture."""
