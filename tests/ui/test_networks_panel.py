@@ -198,3 +198,21 @@ def test_a_lister_that_fails_says_why_and_lists_nothing(qtbot):
         panel.refresh()
     assert panel.where.text() == "The LoRAs could not be listed: http://gpu:8188 did not answer"
     assert panel.lists[NetworkKind.LORA].count() == 0
+
+
+def test_a_big_folder_is_listed_in_turns_and_late_rows_get_their_pictures(qtbot, tmp_path):
+    from sdstudio.ui.networks_panel import NetworksPanel
+
+    for n in range(450):  # more than two turns of rows
+        (tmp_path / f"lora_{n:03d}.safetensors").write_bytes(b"\0" * 8)
+    for n in (0, 449):
+        Image.new("RGB", (8, 8), (n % 256, 0, 0)).save(tmp_path / f"lora_{n:03d}.png")
+    panel = NetworksPanel(lambda kind: (list_networks(kind, tmp_path) if kind is NetworkKind.LORA else [], str(tmp_path)))
+    qtbot.addWidget(panel)
+    panel.search.setText("4")  # the filter applies to rows added in later turns too
+    panel.refresh()
+    qtbot.waitUntil(lambda: panel.lists[NetworkKind.LORA].count() == 450, timeout=5000)
+    qtbot.waitUntil(lambda: panel.has_thumbnail(NetworkKind.LORA, "lora_449"), timeout=5000)
+    assert panel.has_thumbnail(NetworkKind.LORA, "lora_000")
+    shown = rows(panel.lists[NetworkKind.LORA])
+    assert "lora_449" in shown and "lora_400" in shown and "lora_123" not in shown
