@@ -31,6 +31,7 @@ from sdstudio.engine.events import (
     Step,
 )
 from sdstudio.engine.memory import OFFLOAD_MODES, MemoryOptions
+from sdstudio.engine.networks import NetworkFolders, NetworkKind
 from sdstudio.engine.parameters import PARAMETERS, Mode, Param, check
 from sdstudio.engine.request import BUILTIN_MODEL, GenerationRequest, ImageData, Inputs, ModelRef
 from sdstudio.imaging_outpaint import Growth, Infill
@@ -74,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep model parts in RAM, on the GPU only while they run (CUDA)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="allow .ckpt/.pt checkpoints (they can run arbitrary code)")
+    for kind, flag, what in ((NetworkKind.LORA, "--lora-dir", "LoRAs (<lora:name:weight> in the prompt)"),
+                             (NetworkKind.EMBEDDING, "--embeddings-dir", "textual-inversion embeddings"),
+                             (NetworkKind.VAE, "--vae-dir", "VAE files")):
+        p.add_argument(flag, type=Path, metavar="DIR", dest=f"{kind.value}_dir",
+                       help=f"folder of {what} (default: ${kind.env}, else the app's data folder)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     return p
 
@@ -119,10 +125,15 @@ def main(argv: list[str] | None = None) -> int:
 def make_backend(args: argparse.Namespace) -> Backend:
     """The local engine, or the ComfyUI server of --server (OSError when it cannot be reached)."""
     if not args.server:
-        return local_backend()
+        return local_backend(folders=folders_from_args(args))
     from sdstudio.engine.comfy import connect
 
     return connect(args.server, args.token)
+
+
+def folders_from_args(args: argparse.Namespace) -> NetworkFolders:
+    """The add-on folders: --lora-dir, --embeddings-dir and --vae-dir where given, else the defaults."""
+    return NetworkFolders.default(loras=args.lora_dir, embeddings=args.embedding_dir, vaes=args.vae_dir)
 
 
 def request_from_args(args: argparse.Namespace, capabilities: Capabilities) -> GenerationRequest:
@@ -244,7 +255,7 @@ def _save_batch(batch: BatchDone, out: Path) -> int:
     for result in batch.results:
         path = out / f"{number:05d}-{result.seed}.png"
         try:
-            written = write_new(path, png_writer(result.image, result.infotext, params.image_json(result.request, result.model)))
+            written = write_new(path, png_writer(result.image, result.infotext, params.image_json(result.request, result.model, result.networks)))
         except OSError as exc:
             print(f"sdstudio generate: error: cannot write {path}: {exc}", file=sys.stderr)
             return 1

@@ -28,6 +28,8 @@ from sdstudio.engine.request import Family, GenerationRequest, ImageData, ModelI
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from sdstudio.engine.networks import NetworkFolders
+
 Callback = Callable[[Event], None]
 log = logging.getLogger(__name__)
 
@@ -152,11 +154,12 @@ class Backend(Protocol):
         ...
 
 
-def local_backend(device: str | None = None, dtype: str | None = None) -> Backend:
-    """The diffusers engine on this machine. Starts its worker thread, imports no torch yet."""
+def local_backend(device: str | None = None, dtype: str | None = None, folders: NetworkFolders | None = None) -> Backend:
+    """The diffusers engine on this machine; `folders` (default: NetworkFolders.default()) hold
+    its LoRAs, embeddings, VAEs and upscaler models. Starts its worker thread, imports no torch yet."""
     from sdstudio.engine.runner import Engine
 
-    return Engine(device=device, dtype=dtype)
+    return Engine(device=device, dtype=dtype, folders=folders)
 
 
 def builtin_model_available() -> bool:

@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sdstudio.engine import params
-from sdstudio.engine.events import BatchDone, Event, Finished, ResultImage, Step
+from sdstudio.engine.events import BatchDone, Event, Finished, ResultImage, Step, UsedNetwork
 from sdstudio.engine.hires import HiresPass, plan_hires
 from sdstudio.engine.images import InputError, PasteBack, PreparedInputs, check_output
 from sdstudio.engine.parameters import MAX_SEED, seeds_for
 from sdstudio.engine.request import GenerationRequest, Mode
 
 if TYPE_CHECKING:
+    from sdstudio.engine.embeddings import PromptEmbeddings
     from sdstudio.engine.models import LoadedModel
+    from sdstudio.engine.networks import NetworkFolders
     from sdstudio.engine.preview import DecoderPreview, LatentPreview
 
 # What the inpaint pipelines' step callback can see of the known area, for previews.
@@ -52,16 +54,20 @@ class GenerationPlan:
     paste_back: PasteBack | None
     notices: list[str] = field(default_factory=list)
     hires: HiresPass | None = None  # the second, larger pass of a hires-fix txt2img
+    networks: tuple[UsedNetwork, ...] = ()  # add-on files the job uses (LoRAs, ...), for its results
 
     @property
     def total(self) -> int:
         return self.steps_per_batch * self.request.extent.batch_count
 
 
-def plan_generation(model: LoadedModel, request: GenerationRequest, prepared: PreparedInputs) -> GenerationPlan:
-    """Pick the pipeline and scheduler, build the call arguments and count the steps.
-    `request` has the model's defaults filled in. Raises InputError for an unknown sampler or
-    a strength too low to leave any step."""
+def plan_generation(
+    model: LoadedModel, request: GenerationRequest, prepared: PreparedInputs, folders: NetworkFolders
+) -> GenerationPlan:
+    """Pick the pipeline and scheduler, apply the prompt's LoRAs (from `folders`), build the call
+    arguments and count the steps. `request` has the model's defaults filled in. Raises
+    InputError for an unknown sampler or LoRA, or a strength too low to leave any step."""
+    from sdstudio.engine.loras import apply_loras
     from sdstudio.engine.schedulers import make_scheduler
 
     request = request.replace(width=prepared.width, height=prepared.height)
@@ -71,7 +77,10 @@ def plan_generation(model: LoadedModel, request: GenerationRequest, prepared: Pr
         pipe.scheduler = make_scheduler(sampling.sampler, model.base_scheduler_config)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    kwargs = _call_kwargs(model, pipe, request, prepared)
+    # Before the prompts are encoded: a LoRA changes the text encoders too.
+    networks = apply_loras(model, pipe, request, folders.loras)
+    embeddings = _embeddings(pipe, request, folders)
+    kwargs = _call_kwargs(model, pipe, request, prepared, embeddings)
     steps = count_steps(pipe, sampling.steps, kwargs.get("strength"), model.device)
     if steps < 1:
         raise InputError(
@@ -85,13 +94,17 @@ def plan_generation(model: LoadedModel, request: GenerationRequest, prepared: Pr
     first = sampling.seed if sampling.seed >= 0 else random.randint(0, MAX_SEED)
     seeds = seeds_for(first, extent.batch_size * extent.batch_count)
     notices = [*prepared.notices, *_extra_network_notices(request)]
-    return GenerationPlan(request, pipe, kwargs, steps, seeds, prepared.paste_back, notices, hires)
+    networks = (*networks, *_used_networks(model, embeddings))
+    return GenerationPlan(request, pipe, kwargs, steps, seeds, prepared.paste_back, notices, hires, networks)
 
 
-def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prepared: PreparedInputs) -> dict[str, Any]:
+def _call_kwargs(
+    model: LoadedModel, pipe: Any, request: GenerationRequest, prepared: PreparedInputs,
+    embeddings: PromptEmbeddings | None = None,
+) -> dict[str, Any]:
     sampling, extent = request.sampling, request.extent
     kwargs: dict[str, Any] = {
-        **_prompt_kwargs(pipe, request),
+        **_prompt_kwargs(pipe, request, embeddings),
         "num_inference_steps": sampling.steps,
         "guidance_scale": sampling.cfg_scale,
         "num_images_per_prompt": extent.batch_size,
@@ -117,26 +130,50 @@ def _call_kwargs(model: LoadedModel, pipe: Any, request: GenerationRequest, prep
 
 
 def _extra_network_notices(request: GenerationRequest) -> list[str]:
-    """A1111's `<lora:…>` tags name files, not words: the encoder never reads them, and until
-    such files load the person is told they had no effect rather than left to guess."""
-    from sdstudio.engine.networks import parse_tags
+    """Tags of other A1111 extensions (`<hypernet:…>`, …) name files, not words: the encoder
+    never reads them, and the person is told they had no effect rather than left to guess."""
+    from sdstudio.engine.networks import NetworkKind, parse_tags
 
     prompt = request.prompt
-    tags = [tag.text for text in (prompt.prompt, prompt.negative_prompt) for tag in parse_tags(text)]
+    tags = [tag.text for text in (prompt.prompt, prompt.negative_prompt) for tag in parse_tags(text)
+            if tag.kind != NetworkKind.LORA.value]
     if not tags:
         return []
-    return [f"{', '.join(tags)}: LoRAs and other extra networks are not supported yet; the tags were left out."]
+    return [f"{', '.join(tags)}: only LoRA tags load here; these were left out."]
 
 
-def _prompt_kwargs(pipe: Any, request: GenerationRequest) -> dict[str, Any]:
+def _prompt_kwargs(pipe: Any, request: GenerationRequest, embeddings: PromptEmbeddings | None) -> dict[str, Any]:
     """The prompts as embeddings in A1111's syntax and chunking (see conditioning.py), or as
     plain text for a pipeline without CLIP text encoders."""
     from sdstudio.engine import conditioning
 
     prompt = request.prompt
     if conditioning.supports(pipe):
-        return conditioning.prompt_embeddings(pipe, prompt.prompt, prompt.negative_prompt, prompt.clip_skip)
+        return conditioning.prompt_embeddings(pipe, prompt.prompt, prompt.negative_prompt, prompt.clip_skip, embeddings)
     return {"prompt": prompt.prompt, "negative_prompt": prompt.negative_prompt}
+
+
+def _embeddings(pipe: Any, request: GenerationRequest, folders: NetworkFolders) -> PromptEmbeddings | None:
+    """The textual-inversion embeddings the prompts name (see embeddings.py), checked against
+    the pipeline's text encoders. Raises InputError for one this model cannot use."""
+    from sdstudio.engine import conditioning
+    from sdstudio.engine.embeddings import EmbeddingError, prompt_embeddings
+
+    if not conditioning.supports(pipe):
+        return None
+    prompt = request.prompt
+    widths = [e.text_encoder.get_input_embeddings().embedding_dim for e in conditioning.text_encoders(pipe)]
+    try:
+        return prompt_embeddings(folders.embeddings, (prompt.prompt, prompt.negative_prompt), widths,
+                                 request.model.allow_pickle)
+    except EmbeddingError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def _used_networks(model: LoadedModel, embeddings: PromptEmbeddings | None) -> tuple[UsedNetwork, ...]:
+    """The embeddings the prompts used and the VAE file, as the results record them."""
+    used = [UsedNetwork("embedding", e.name, e.hash) for e in (embeddings.used if embeddings else [])]
+    return (*used, *([model.vae_file] if model.vae_file else []))
 
 
 def count_steps(pipe: Any, steps: int, strength: float | None, device: Any) -> int:
@@ -204,7 +241,7 @@ def run_generation(
             image = PILImage.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
             if plan.paste_back:
                 image = plan.paste_back.apply(image)
-            batch.append(params.result_image(image, plan.request.replace(seed=seed), model.info))
+            batch.append(params.result_image(image, plan.request.replace(seed=seed), model.info, plan.networks))
         emit(BatchDone(tuple(batch)))
         results.extend(batch)
     return Finished(tuple(results))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sdstudio import resources
 from sdstudio.engine.families import ModelLoadError, pipeline_classes, variant
+from sdstudio.engine.loras import LoraAdapters
 from sdstudio.engine.memory import JobMemory, MemoryOptions
 from sdstudio.engine.request import BUILTIN_MODEL, Family, Mode, ModelInfo, ModelRef
 
@@ -97,6 +98,7 @@ class LoadedModel:
     memory: MemoryOptions = field(default_factory=MemoryOptions)
     offload: str = "none"  # "none", "model" or "sequential" (see memory.plan_offload)
     warnings: tuple[str, ...] = ()  # said while loading: memory short, offload chosen
+    loras: LoraAdapters = field(default_factory=LoraAdapters, repr=False)  # in the shared modules
     _pipelines: dict[Mode, DiffusionPipeline] = field(default_factory=dict, repr=False)
     _scheduler_config: dict[str, Any] = field(default_factory=dict, repr=False)
     _job_memory: JobMemory | None = field(default=None, repr=False)

@@ -52,6 +52,7 @@ from sdstudio.engine.images import (
     upscale_input,
 )
 from sdstudio.engine.job_queue import SerialQueue
+from sdstudio.engine.networks import NetworkFolders, NetworkKind, list_networks
 from sdstudio.engine.request import BUILTIN_MODEL, Family, GenerationRequest, ModelInfo, ModelRef
 
 if TYPE_CHECKING:
@@ -93,11 +94,14 @@ class Engine:
     order, on one worker thread that owns every pipeline.
 
     `device` and `dtype` are the defaults for models whose ModelRef leaves them unset.
+    `folders` says where LoRAs, embeddings, VAEs and upscaler models are found; a settings change
+    may replace the attribute at any time (each job reads it once, when it starts).
     """
 
-    def __init__(self, device: str | None = None, dtype: str | None = None) -> None:
+    def __init__(self, device: str | None = None, dtype: str | None = None, folders: NetworkFolders | None = None) -> None:
         self._device = device
         self._dtype = dtype
+        self.folders = folders or NetworkFolders.default()
         self._model: LoadedModel | None = None  # touched by the worker thread only
         self._previewer: LatentPreview | DecoderPreview | None = None
         self._model_info: ModelInfo | None = None
@@ -143,12 +147,14 @@ class Engine:
         from sdstudio.engine.schedulers import available_samplers
         from sdstudio.engine.upscalers import list_upscalers
 
+        folders = self.folders
         return Capabilities(
             name="this computer",
             samplers=tuple(available_samplers()),
             families=frozenset(Family),
             features=frozenset(Feature),
-            upscalers=tuple(list_upscalers()),
+            upscalers=tuple(list_upscalers(folders.upscalers)),
+            loras=tuple(f.name for f in list_networks(NetworkKind.LORA, folders.loras)),
         )
 
     @property
@@ -204,7 +210,7 @@ class Engine:
         request = _with_model_defaults(job.request, model.info)
         width, height = hires_size(request) or (request.extent.width, request.extent.height)
         model.apply_job_memory(width, height, request.extent.batch_size)
-        plan = plan_generation(model, request, prepare_inputs(request))
+        plan = plan_generation(model, request, prepare_inputs(request), self.folders)
         emit(Started(total=plan.total))
         for message in plan.notices:
             emit(Notice(message))
@@ -251,6 +257,7 @@ class Engine:
         # Tiling and slicing switch per job; only another offload needs the model loaded again.
         if loaded is not None and _same_model(ref, loaded.info) and ref.memory.offload == loaded.memory.offload:
             loaded.memory = ref.memory
+            self._use_vae(ref, loaded)
             return loaded, False
         emit(ModelLoading(f"Loading {ref.name}", 0.0))
         model = load_model(ref, lambda message, fraction: emit(ModelLoading(message, fraction)), memory=ref.memory)
@@ -264,8 +271,33 @@ class Engine:
         self._model_info = model.info
         for warning in model.warnings:  # memory short, offload chosen: worth a banner
             emit(Notice(warning))
+        self._use_vae(ref, model)
         emit(ModelLoaded(model.info))  # last: it ends a load job
         return model, True
+
+    def _use_vae(self, ref: ModelRef, model: LoadedModel) -> None:
+        """Swap in the VAE `ref.vae` names (the model's own for ""), unless it is the one in use
+        (the same version of the same file); the live preview follows the VAE. Raises
+        ModelLoadError for a VAE that is missing or does not fit, keeping the one in use."""
+        from sdstudio.engine.preview import preview_for
+        from sdstudio.engine.vaes import find_vae, load_vae, used_vae
+
+        path = find_vae(ref.vae, self.folders.vaes, ref.allow_pickle) if ref.vae else None
+        key = None
+        if path is not None:
+            stat = path.stat()
+            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key == model.vae_key:
+            return
+        if path is None:
+            model.use_vae(None)
+        else:
+            model.use_vae(load_vae(path, model.own_vae, model.dtype, ref.allow_pickle), used_vae(path), key)
+        try:
+            self._previewer = preview_for(model.vae)
+        except Exception:  # noqa: BLE001 - no live preview is better than no picture
+            self._previewer = None
+            log.exception("no latent preview for the VAE of %s", ref.name)
 
     def _with_defaults(self, ref: ModelRef) -> ModelRef:
         from dataclasses import replace

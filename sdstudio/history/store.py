@@ -149,7 +149,7 @@ class HistoryStore:
         HistoryError (kind DISK) when the disk refuses; nothing saved before is touched."""
         created = time.time()
         image, parameters, seed = result.image, result.infotext, result.seed
-        settings = image_json(result.request, result.model)
+        settings = image_json(result.request, result.model, result.networks)
         settings[HISTORY_KEY] = {
             k: v
             for k, v in {

@@ -244,10 +244,10 @@ def test_a_long_prompt_is_read_whole(engine, tiny_sd1):
 
 
 def test_extra_network_tags_are_left_out_with_a_notice(engine, tiny_sd1):
-    tagged = run(engine, make(tiny_sd1, steps=1, prompt="a red apple <lora:film_grain:0.8>"))
+    tagged = run(engine, make(tiny_sd1, steps=1, prompt="a red apple <hypernet:film_grain:0.8>"))
     plain = run(engine, make(tiny_sd1, steps=1, prompt="a red apple "))
     notices = [e.message for e in tagged if isinstance(e, Notice)]
-    assert len(notices) == 1 and notices[0].startswith("<lora:film_grain:0.8>: LoRAs"), notices
+    assert len(notices) == 1 and notices[0].startswith("<hypernet:film_grain:0.8>: only LoRA"), notices
     image, other = (np.asarray(finished(e).results[0].image) for e in (tagged, plain))
     assert np.array_equal(image, other)
 
