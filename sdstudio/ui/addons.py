@@ -38,7 +38,7 @@ class Addons(QObject):
         self.dock = window.add_dock(self.panel, "LoRAs && embeddings")  # && shows one &
         self.vae_menu = VaeMenu(self._list_vaes, window)
         window.model_menu.addMenu(self.vae_menu)
-        folders = window.model_menu.addAction("Add-on &folders…", self.choose_folders)
+        folders = window.model_menu.addAction("A&dd-on folders…", self.choose_folders)
         folders.setToolTip("Where LoRAs, embeddings, VAEs and upscaler models are looked up")
         find = window.view_menu.addAction("Find a &LoRA or embedding", self.find)
         find.setShortcut(QKeySequence("Ctrl+Shift+L"))
