@@ -32,7 +32,7 @@ from sdstudio.engine.request import GenerationRequest, ModelInfo, ModelRef
 from sdstudio.ui.jobs import Jobs, JobStream
 
 if TYPE_CHECKING:
-    from sdstudio.engine.backend import Backend, Capabilities, ServerState
+    from sdstudio.engine.backend import Backend, Capabilities, ServerState, Upscale
 
 
 class GenerationController(QObject):
@@ -95,6 +95,12 @@ class GenerationController(QObject):
 
     def generate(self, request: GenerationRequest) -> JobStream:
         stream = self.jobs.submit(request)
+        self._follow(stream)
+        return stream
+
+    def upscale(self, order: Upscale) -> JobStream:
+        """Queue an upscale behind the generations; its result arrives as a job's (`job_finished`)."""
+        stream = self.jobs.upscale(order)
         self._follow(stream)
         return stream
 

@@ -40,6 +40,7 @@ from sdstudio.ui.gallery_model import GalleryModel
 from sdstudio.ui.gallery_thumbs import ThumbnailLoader
 from sdstudio.ui.gallery_view import THUMB, GalleryGrid
 from sdstudio.ui.shortcuts import scoped_action
+from sdstudio.ui.upscale_menu import UpscalerList, upscale_menu
 
 SEARCH_DELAY_MS = 200
 GROUPS_SHOWN = 300  # the newest days / prompts offered; older ones are reached by search
@@ -58,6 +59,8 @@ class GalleryWidget(QWidget):
     send_to_img2img = Signal(str, int)
     # (image file path, image id): "To inpaint" was pressed; the window opens it on the canvas.
     send_to_inpaint = Signal(str, int)
+    # (image file path, image id, factor, upscaler): "Upscale ×2 / ×4" was chosen.
+    upscale = Signal(str, int, float, str)
     # (message for a person): something failed (disk, clipboard); the window reports it.
     problem = Signal(str)
     # (HistoryImage, its file Path, the full QImage): the selected image, to show it large.
@@ -69,6 +72,7 @@ class GalleryWidget(QWidget):
         self.thumbnails = ThumbnailLoader(store, THUMB)
         self.model = GalleryModel(store, self.thumbnails)
         self.confirm: Callable[[str], bool] = self._ask
+        self.upscalers: UpscalerList = lambda: ()  # the window names the backend's models
         self._undo: list[list[int]] = []  # ids moved to the trash, newest last
 
         self.search = QLineEdit()
@@ -214,11 +218,19 @@ class GalleryWidget(QWidget):
             return
         if not self.grid.selectionModel().isSelected(index):
             self.grid.setCurrentIndex(index)
+        self.context_menu().exec(self.grid.viewport().mapToGlobal(pos))
+
+    def context_menu(self) -> QMenu:
+        """The details pane's actions and "Upscale" for the image shown there."""
         menu = QMenu(self)
         for name, button in self.details.buttons.items():
             if button.isVisibleTo(self.details) and button.isEnabled():
                 menu.addAction(button.text(), lambda name=name: self._act(name))
-        menu.exec(self.grid.viewport().mapToGlobal(pos))
+        image = self.details.image
+        if image is not None and not self.trash_view.isChecked():
+            path = str(self.store.path(image))
+            menu.addMenu(upscale_menu(menu, self.upscalers(), lambda scale, name: self.upscale.emit(path, image.id, scale, name)))
+        return menu
 
     def _act(self, name: str) -> None:
         image = self.details.image

@@ -8,6 +8,7 @@ an image file dropped on the window fills the panels with its parameters.
 from __future__ import annotations
 
 import threading
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,12 +16,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
-from sdstudio.engine.events import ErrorKind, Finished
+from sdstudio.engine.events import ErrorKind, Finished, ResultImage
 from sdstudio.engine.request import Mode, ModelRef
 from sdstudio.history import HistoryError, HistoryImage, HistoryStore
 from sdstudio.ui.errors import Level
 from sdstudio.ui.gallery import GalleryWidget
 from sdstudio.ui.history_drop import ParameterDropFilter
+from sdstudio.ui.upscale_menu import file_order
 
 if TYPE_CHECKING:
     from sdstudio.ui.main_window import MainWindow
@@ -38,11 +40,19 @@ class HistorySaver(QObject):
         super().__init__()
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-save")
+        # Each saved result's file, while the result lives (the window may upscale it).
+        self.files: weakref.WeakKeyDictionary[ResultImage, str] = weakref.WeakKeyDictionary()
 
     def save(self, finished: Finished) -> Future:
-        future = self._pool.submit(self.store.save_finished, finished)
+        future = self._pool.submit(self._save, finished)
         future.add_done_callback(self._done)
         return future
+
+    def _save(self, finished: Finished) -> list[HistoryImage]:
+        images = self.store.save_finished(finished)
+        for result, image in zip(finished.results, images, strict=True):
+            self.files[result] = image.file
+        return images
 
     def _done(self, future: Future) -> None:
         error = future.exception()
@@ -129,6 +139,9 @@ class HistoryPanel(QObject):
         gallery.reuse_seed.connect(lambda seed: self.window.apply_fields({"seed": seed}))
         gallery.send_to_img2img.connect(self.send_to_img2img)
         gallery.send_to_inpaint.connect(self.send_to_inpaint)
+        gallery.upscale.connect(self.upscale)
+        gallery.upscalers = self.window.results.upscalers
+        self.window.lineage_of = self._lineage_of
         # Tab goes on from the image in the centre to the history: search, filters, the grid.
         chain = [self.window.results.view, gallery.search, gallery.favourites, gallery.grouping, gallery.groups, gallery.trash_view, gallery.grid]
         for before, after in zip(chain, chain[1:], strict=False):
@@ -201,6 +214,26 @@ class HistoryPanel(QObject):
         self.window.open_init_image(path)
         self.window.set_input_source(self._file_of(image_id))
         self.window.apply_fields({"mode": Mode.INPAINT})
+
+    def upscale(self, path: str, image_id: int, scale: float, upscaler: str) -> None:
+        """Upscale a history image; the result is saved as its child."""
+        try:
+            order = file_order(Path(path), scale, upscaler, self._file_of(image_id))
+        except OSError as exc:
+            self.window.report(f"Could not read the picture to upscale: {exc}")
+            return
+        self.window.upscale(order)
+
+    def _lineage_of(self, picture: ResultImage | Path) -> str | None:
+        """A saved result's file, or a file of this history by its path."""
+        if isinstance(picture, ResultImage):
+            return self.saver.files.get(picture) if self.saver else None
+        if self.store is None:
+            return None
+        try:
+            return Path(picture).resolve().relative_to(self.store.root.resolve()).as_posix()
+        except ValueError:
+            return None
 
     def _file_of(self, image_id: int) -> str | None:
         """The lineage id of a history image: its file, stable across index rebuilds."""

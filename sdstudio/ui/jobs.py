@@ -17,7 +17,7 @@ from sdstudio.engine.events import Event, JobKind, Started, Step, is_last_event
 from sdstudio.engine.request import GenerationRequest, ModelRef
 
 if TYPE_CHECKING:
-    from sdstudio.engine.backend import Backend, JobHandle
+    from sdstudio.engine.backend import Backend, JobHandle, Upscale
 
 
 class JobStream:
@@ -30,10 +30,11 @@ class JobStream:
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, request: GenerationRequest | None, model: ModelRef
+        self, loop: asyncio.AbstractEventLoop, request: GenerationRequest | None, model: ModelRef,
+        kind: JobKind | None = None,
     ) -> None:
         self.request = request
-        self.kind = JobKind.LOAD_MODEL if request is None else JobKind.GENERATE
+        self.kind = kind or (JobKind.LOAD_MODEL if request is None else JobKind.GENERATE)
         self.model = model
         self.job: JobHandle | None = None
         self.started = False
@@ -99,6 +100,12 @@ class Jobs:
     def load_model(self, ref: ModelRef) -> JobStream:
         stream = JobStream(asyncio.get_running_loop(), None, ref)
         stream.job = self.backend.load_model(ref, stream.deliver_threadsafe)
+        return stream
+
+    def upscale(self, order: Upscale) -> JobStream:
+        """An upscale job: read as a generation of its source's request (`request`)."""
+        stream = JobStream(asyncio.get_running_loop(), order.source, order.source.model, JobKind.UPSCALE)
+        stream.job = self.backend.upscale(order, stream.deliver_threadsafe)
         return stream
 
     async def run(self, request: GenerationRequest) -> AsyncIterator[Event]:

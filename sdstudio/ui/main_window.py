@@ -9,6 +9,8 @@ Integration points for the other parts of the studio (canvas, history):
 - `attach_canvas(canvas)`: the canvas is where img2img / inpaint take the init image and mask.
 - `set_input_source(id)`: the lineage of the init image (e.g. the history file it came from),
   recorded with every result made from it; cleared when the canvas gets another picture.
+- `lineage_of(result or path)`: the lineage id of a picture shown (the history sets it), the
+  parent of what is made from it by "Upscale".
 - `controller.job_finished(Finished)`: fires once per finished job.
 - `report(error, details, level, cause)`: the one way a problem reaches the person; with a
   cause, one banner per cause, and `banner.clear(cause)` once the cause is gone.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
@@ -36,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from sdstudio.canvas.convert import to_qimage
 from sdstudio.engine.backend import builtin_model_available
-from sdstudio.engine.events import Finished
+from sdstudio.engine.events import Finished, ResultImage
 from sdstudio.engine.memory import MemoryOptions
 from sdstudio.engine.parameters import Mode
 from sdstudio.engine.request import (
@@ -58,12 +61,14 @@ from sdstudio.ui.queue_view import QueueButton
 from sdstudio.ui.result_view import ResultView
 from sdstudio.ui.shortcuts import ShortcutsDialog
 from sdstudio.ui.status import StudioStatusBar
+from sdstudio.ui.upscale_menu import file_order, result_order
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
     from sdstudio.canvas import Canvas
-    from sdstudio.engine.backend import Backend
+    from sdstudio.engine.backend import Backend, Upscale
+    from sdstudio.ui.result_view import Shown
 
 # Returns (init image RGB or None, mask L or None) for img2img / inpaint; white mask = repaint.
 ImageProvider = Callable[[], "tuple[Image | None, Image | None]"]
@@ -93,6 +98,8 @@ class MainWindow(QMainWindow):
         self.controller = GenerationController(backend_factory, self)
         self.canvas: Canvas | None = None
         self._input_source: str | None = None
+        # The lineage id of a fresh result or a picture file (the history's file); none without one.
+        self.lineage_of: Callable[[ResultImage | Path], str | None] = lambda _picture: None
         self._init_image: Image | None = None
         self._last_engine_problem: Problem | None = None  # tagged "model" when it was a load
         self._dock_homes: dict[QDockWidget, Qt.DockWidgetArea] = {}  # for View ▸ Reset layout
@@ -171,6 +178,26 @@ class MainWindow(QMainWindow):
 
     def set_input_source(self, source: str | None) -> None:
         self._input_source = source
+
+    def upscale(self, order: Upscale) -> None:
+        """Queue an upscale job; its result is shown and saved as a generation's is."""
+        try:
+            self.controller.upscale(order)
+        except RuntimeError as exc:
+            self.report(f"Could not upscale: {exc}")
+
+    def _upscale_shown(self, shown: Shown, scale: float, upscaler: str) -> None:
+        try:
+            if shown.result is not None:
+                order = result_order(shown.result, scale, upscaler, self.lineage_of(shown.result))
+            elif shown.path is not None:
+                order = file_order(shown.path, scale, upscaler, self.lineage_of(shown.path))
+            else:
+                return
+        except OSError as exc:
+            self.report(f"Could not read the picture to upscale: {exc}")
+            return
+        self.upscale(order)
 
     def request_fields(self) -> dict[str, Any]:
         """Prompt, negative prompt and every parameter, by parameter name."""
@@ -315,6 +342,8 @@ class MainWindow(QMainWindow):
         c.model_failed.connect(self._model_failed)
         c.problem.connect(self._engine_problem)
         self.results.use_seed.connect(lambda seed: self.apply_fields({"seed": seed}))
+        self.results.upscale.connect(self._upscale_shown)
+        self.results.upscalers = lambda: self.controller.capabilities().upscalers
         self.results.problem.connect(self.report)
         # One banner per notice of the running job; the next job's notices replace them.
         c.notice.connect(lambda message: self.report(message, level=Level.INFO, cause=f"job:{message}"))

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from sdstudio.canvas.convert import to_qimage
 from sdstudio.ui.shortcuts import scoped_action
+from sdstudio.ui.upscale_menu import UpscalerList, upscale_menu
 from sdstudio.ui.viewer import FullScreenViewer, ImageViewer
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ class ResultView(QWidget):
     # "Send to img2img" / "Send to canvas / inpaint": (the picture).
     send_to_img2img = Signal(QImage)
     send_to_inpaint = Signal(QImage)
+    # "Upscale ×2 / ×4" on the picture shown: (Shown, factor, upscaler).
+    upscale = Signal(object, float, str)
     # Saving or dragging failed: (message for a person).
     problem = Signal(str)
 
@@ -101,6 +104,7 @@ class ResultView(QWidget):
         self._row = -1
         self._full: FullScreenViewer | None = None
         self._drag_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.upscalers: UpscalerList = lambda: ()  # the window names the backend's models
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view, 1)
@@ -279,11 +283,14 @@ class ResultView(QWidget):
         self.actions_by_name["next"].setEnabled(many)
 
     def context_menu(self) -> QMenu:
-        """The picture's menu: save, copy, parameters, seed, send on; then view commands."""
+        """The picture's menu: save, copy, parameters, seed, send on, upscale; then view commands."""
         menu = QMenu(self)
         for name in self._menu_names:
             if self.actions_by_name[name].isVisible():
                 menu.addAction(self.actions_by_name[name])
+        shown = self.current()
+        if shown is not None and (shown.result is not None or shown.path is not None):
+            menu.addMenu(upscale_menu(menu, self.upscalers(), lambda scale, name: self.upscale.emit(shown, scale, name)))
         menu.addSeparator()
         for name in ("fit", "actual_size", "full_screen"):
             menu.addAction(self.actions_by_name[name])
