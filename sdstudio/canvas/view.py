@@ -4,6 +4,10 @@ Image coordinates map to widget coordinates as `widget = image * scale + offset`
 (x, y) covers image positions x..x+1, so the pixel under the cursor is floor(widget_to_image).
 Only the changed part of the widget is redrawn after a stroke segment, and the overlay is
 built at screen resolution for the exposed area only, so cost does not grow with image size.
+
+Just outside the picture's frame, dragging an edge or a corner outward asks for the canvas to
+grow on that side (`grow_requested`, in steps of GROW_SNAP image pixels), the grown frame
+drawn dashed meanwhile.
 """
 
 from __future__ import annotations
@@ -27,12 +31,26 @@ from PySide6.QtWidgets import QWidget
 
 from sdstudio.canvas.brush import Brush
 from sdstudio.canvas.document import CanvasDocument
+from sdstudio.imaging_outpaint import Growth
 
 MIN_SCALE = 1 / 32
 MAX_SCALE = 32.0
 WHEEL_STEP = 1.25  # zoom factor per wheel notch
 BACKGROUND = QColor(40, 40, 44)
 DEFAULT_TINT = QColor(255, 40, 90)
+HANDLE = 10  # screen pixels outside the frame where a drag grows the canvas
+GROW_SNAP = 8  # a dragged growth is a multiple of this (SD sizes are)
+# Which sides a frame handle moves (left, top, right, bottom) -> its cursor.
+_HANDLE_CURSORS = {
+    (True, False, False, False): Qt.CursorShape.SizeHorCursor,
+    (False, False, True, False): Qt.CursorShape.SizeHorCursor,
+    (False, True, False, False): Qt.CursorShape.SizeVerCursor,
+    (False, False, False, True): Qt.CursorShape.SizeVerCursor,
+    (True, True, False, False): Qt.CursorShape.SizeFDiagCursor,
+    (False, False, True, True): Qt.CursorShape.SizeFDiagCursor,
+    (False, True, True, False): Qt.CursorShape.SizeBDiagCursor,
+    (True, False, False, True): Qt.CursorShape.SizeBDiagCursor,
+}
 
 
 class CanvasView(QWidget):
@@ -50,6 +68,9 @@ class CanvasView(QWidget):
     mask_visible_changed = Signal(bool)
     """Carries whether the mask overlay is shown; fires when it is shown or hidden."""
 
+    grow_requested = Signal(object)
+    """Carries a Growth; fires when a frame edge or corner was dragged outward and let go."""
+
     def __init__(self, document: CanvasDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
@@ -66,6 +87,8 @@ class CanvasView(QWidget):
         self._space_held = False
         self._hover: QPointF | None = None
         self._shown_size = QSize()
+        self._frame_drag: tuple[tuple[bool, bool, bool, bool], QPointF] | None = None  # sides, press
+        self._growth = Growth()  # what the frame drag would add now
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
@@ -208,7 +231,19 @@ class CanvasView(QWidget):
             painter.resetTransform()
             if self.mask_visible and self.mask_opacity > 0:
                 self._draw_overlay(painter, source)
+        self._draw_growth(painter)
         self._draw_outline(painter)
+
+    def _draw_growth(self, painter: QPainter) -> None:
+        """The frame the canvas will have once the drag is let go, dashed."""
+        if self._growth.is_empty():
+            return
+        g, size = self._growth, self.document.size()
+        grown = QRectF(-g.left, -g.top, size.width() + g.left + g.right, size.height() + g.top + g.bottom)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        for color, style in ((QColor(0, 0, 0, 200), Qt.PenStyle.SolidLine), (QColor(255, 255, 255, 230), Qt.PenStyle.DashLine)):
+            painter.setPen(QPen(color, 1.0, style))
+            painter.drawRect(self.transform().mapRect(grown))
 
     def _source_rect(self, exposed: QRect) -> QRect:
         """The image pixels that cover the widget rect `exposed`, clipped to the image."""
@@ -250,7 +285,9 @@ class CanvasView(QWidget):
 
     def _draw_outline(self, painter: QPainter) -> None:
         """The brush outline at the current zoom, centred on the pointer (dashed if erasing)."""
-        if self._hover is None or self._pan_from is not None or self._space_held:
+        if self._hover is None or self._pan_from is not None or self._space_held or self._frame_drag:
+            return
+        if self._handle_at(self._hover) is not None:
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         radius = self.brush.radius * self._scale
@@ -263,6 +300,37 @@ class CanvasView(QWidget):
             inner = radius * self.brush.hardness
             painter.drawEllipse(self._hover, inner, inner)
 
+    # ---- growing by the frame ---------------------------------------------------------------
+
+    def _handle_at(self, pos: QPointF) -> tuple[bool, bool, bool, bool] | None:
+        """The sides (left, top, right, bottom) the frame handle at widget `pos` moves: within
+        HANDLE screen pixels outside the picture, beside an edge or a corner; else None."""
+        if not self.document.has_image():
+            return None
+        size = self.document.size()
+        frame = self.transform().mapRect(QRectF(0, 0, size.width(), size.height()))
+        x, y = pos.x(), pos.y()
+        if frame.contains(pos) or not frame.adjusted(-HANDLE, -HANDLE, HANDLE, HANDLE).contains(pos):
+            return None
+        return x < frame.left(), y < frame.top(), x > frame.right(), y > frame.bottom()
+
+    def _dragged_growth(self, pos: QPointF) -> Growth:
+        """The growth a frame drag to widget `pos` asks for: outward only, snapped to GROW_SNAP."""
+        assert self._frame_drag is not None
+        (left, top, right, bottom), start = self._frame_drag
+        dx, dy = (pos.x() - start.x()) / self._scale, (pos.y() - start.y()) / self._scale
+
+        def snapped(distance: float, moves: bool) -> int:
+            return round(max(distance, 0) / GROW_SNAP) * GROW_SNAP if moves else 0
+
+        return Growth(snapped(-dx, left), snapped(-dy, top), snapped(dx, right), snapped(dy, bottom))
+
+    def _hover_cursor(self, pos: QPointF) -> None:
+        if self._pan_from is not None or self._space_held or self._stroke_button != Qt.MouseButton.NoButton:
+            return
+        handle = self._handle_at(pos)
+        self.setCursor(_HANDLE_CURSORS.get(handle, Qt.CursorShape.CrossCursor))
+
     # ---- input ----------------------------------------------------------------------------
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
@@ -270,10 +338,14 @@ class CanvasView(QWidget):
         pans = button == Qt.MouseButton.MiddleButton or (
             button == Qt.MouseButton.LeftButton and self._space_held
         )
+        handle = self._handle_at(event.position()) if button == Qt.MouseButton.LeftButton else None
         if pans:
             self._pan_from = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
             self._update_outline()
+        elif handle is not None and self._stroke_button == Qt.MouseButton.NoButton:
+            self._frame_drag = handle, QPointF(event.position())
+            self._growth = Growth()
         elif (
             button in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton)
             and self._stroke_button == Qt.MouseButton.NoButton
@@ -289,8 +361,15 @@ class CanvasView(QWidget):
         if self._pan_from is not None:
             self.pan_by(pos - self._pan_from)
             self._pan_from = pos
+        elif self._frame_drag is not None:
+            growth = self._dragged_growth(pos)
+            if growth != self._growth:
+                self._growth = growth
+                self.update()
         elif self._stroke_button != Qt.MouseButton.NoButton:
             self.document.stroke_to(self.widget_to_image(pos))
+        else:
+            self._hover_cursor(pos)
         self._update_outline()
         self._hover = QPointF(pos)
         self._update_outline()
@@ -301,6 +380,12 @@ class CanvasView(QWidget):
         if self._pan_from is not None and button in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
             self._pan_from = None
             self.setCursor(Qt.CursorShape.OpenHandCursor if self._space_held else Qt.CursorShape.CrossCursor)
+        elif self._frame_drag is not None and button == Qt.MouseButton.LeftButton:
+            growth = self._dragged_growth(event.position())
+            self._frame_drag, self._growth = None, Growth()
+            self.update()
+            if not growth.is_empty():
+                self.grow_requested.emit(growth)
         elif button == self._stroke_button:
             self.document.stroke_to(self.widget_to_image(event.position()))
             self.document.end_stroke()

@@ -9,6 +9,7 @@ from PIL import Image
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import (
     QAction,
+    QActionGroup,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
@@ -23,6 +24,13 @@ from sdstudio.canvas.loading import OPEN_FILTER, ImageLoadError, picture_from_mi
 from sdstudio.canvas.view import CanvasView
 from sdstudio.imaging_outpaint import Growth, Infill
 
+# How a growth's new area is filled, as the Grow menu names it.
+_INFILL_TEXTS = {
+    Infill.EDGE: "stretch the edges",
+    Infill.TELEA: "inpaint (Telea)",
+    Infill.NAVIER_STOKES: "inpaint (Navier-Stokes)",
+    Infill.NOISE: "noise",
+}
 GROW_STEP = 128  # pixels a toolbar growth adds: a quarter of an SD1 picture, a useful outpaint
 
 
@@ -42,12 +50,14 @@ class Canvas(QWidget):
         super().__init__(parent)
         self.document = CanvasDocument(self)
         self.view = CanvasView(self.document, self)
+        self.infill = Infill.EDGE  # how a growth's new area is filled, by the toolbar or a frame drag
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(0)
         self._layout.addWidget(self.view)
         self.setAcceptDrops(True)
         self.document.replaced.connect(self.image_changed)
+        self.view.grow_requested.connect(self.grow)
         self._make_actions()
         self.document.history_changed.connect(self._sync_history_actions)
         self.view.eraser_changed.connect(self.actions_by_name["eraser"].setChecked)
@@ -134,11 +144,11 @@ class Canvas(QWidget):
     def set_brush_hardness(self, hardness: float) -> None:
         self.view.set_brush(Brush(self.view.brush.size, min(max(hardness, 0.0), 1.0)))
 
-    def grow(self, growth: Growth, infill: Infill = Infill.EDGE) -> None:
-        """Enlarge the canvas for outpainting (see `CanvasDocument.grow`); too large a canvas
-        goes to `error`."""
+    def grow(self, growth: Growth, infill: Infill | None = None) -> None:
+        """Enlarge the canvas for outpainting (see `CanvasDocument.grow`), filled by `infill`
+        (default: the chosen `self.infill`); too large a canvas goes to `error`."""
         try:
-            self.document.grow(growth, infill)
+            self.document.grow(growth, infill or self.infill)
         except ValueError as exc:
             self.error.emit(str(exc))
 
@@ -182,6 +192,16 @@ class Canvas(QWidget):
             self.addAction(action)
             self.actions_by_name[name] = action
         self.actions_by_name["show_mask"].setChecked(view.mask_visible)
+        infills = QActionGroup(self)
+        for infill, text in _INFILL_TEXTS.items():
+            action = QAction(f"New area: {text}", infills)
+            action.setCheckable(True)
+            action.setChecked(infill is self.infill)
+            action.toggled.connect(lambda on, infill=infill: self._set_infill(infill) if on else None)
+            self.actions_by_name[f"infill_{infill.value}"] = action
+
+    def _set_infill(self, infill: Infill) -> None:
+        self.infill = infill
 
     def _sync_history_actions(self) -> None:
         doc = self.document

@@ -45,8 +45,10 @@ class CanvasToolbar(QWidget):
         picture.addSeparator()
         picture.addActions([act["fit"], act["actual_size"]])
         picture.addSeparator()
-        picture.addWidget(_menu_button("Grow", "Grow the canvas for outpainting",
-                                       [act[f"grow_{side}"] for side in ("left", "top", "right", "bottom")]))
+        picture.addWidget(_menu_button(
+            "Grow", "Grow the canvas for outpainting (or drag the picture's frame outward)",
+            [act[f"grow_{side}"] for side in ("left", "top", "right", "bottom")]
+            + [None] + [a for name, a in act.items() if name.startswith("infill_")]))
         self.zoom = QLabel()
         self.zoom.setMinimumWidth(self.zoom.fontMetrics().horizontalAdvance(" 3200% "))
         self.zoom.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -73,14 +75,19 @@ class CanvasToolbar(QWidget):
         self.hardness.set_value(brush.hardness)
 
 
-def _menu_button(text: str, tip: str, actions: list[QAction]) -> QToolButton:
-    """One toolbar button opening a menu: room for a group the toolbar's width cannot hold."""
+def _menu_button(text: str, tip: str, actions: list[QAction | None]) -> QToolButton:
+    """One toolbar button opening a menu (None: a separator): room for a group the toolbar's
+    width cannot hold."""
     button = QToolButton()
     button.setText(text)
     button.setToolTip(tip)
     button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
     menu = QMenu(button)
-    menu.addActions(actions)
+    for action in actions:
+        if action is None:
+            menu.addSeparator()
+        else:
+            menu.addAction(action)
     button.setMenu(menu)
     return button
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
 
 from sdstudio.canvas import Brush, Canvas
 from sdstudio.canvas.widget import GROW_STEP
-from sdstudio.imaging_outpaint import Growth
-from tests.canvas.canvas_helpers import drag_image
+from sdstudio.imaging_outpaint import Growth, Infill
+from tests.canvas.canvas_helpers import drag_image, send_mouse
 
 
 @pytest.fixture
@@ -76,3 +77,73 @@ def test_the_toolbar_grows_by_a_step_and_refuses_past_the_largest_side(canvas, q
         canvas.grow(Growth(right=5000))
     assert "largest side" in blocker.args[0]
     assert canvas.image().size == (40 + GROW_STEP, 32)
+
+
+# ---- growing by dragging the frame ----------------------------------------------------------------
+
+
+def _framed(canvas: Canvas) -> None:
+    """The picture (40x32) at 100%, with room around it for the frame's handles."""
+    canvas.resize(400, 300)
+    canvas.view.set_view(1.0, QPointF(100, 80))
+
+
+def test_dragging_the_right_edge_outward_grows_the_canvas_snapped_to_8(canvas, qtbot):
+    _framed(canvas)
+    old = np.asarray(canvas.image()).copy()
+    grown: list = []
+    canvas.view.grow_requested.connect(grown.append)
+    view = canvas.view
+    # 4 px right of the frame's right edge (x = 140), dragged 27 px further: 24 px, snapped.
+    send_mouse(view, QEvent.Type.MouseMove, QPointF(144, 96), Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
+    assert view.cursor().shape() == Qt.CursorShape.SizeHorCursor  # the handle shows itself
+    QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(144, 96))
+    QTest.mouseMove(view, QPoint(160, 97))
+    QTest.mouseMove(view, QPoint(171, 99))
+    QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(171, 99))
+    assert grown == [Growth(right=24)]
+    image, mask = np.asarray(canvas.image()), np.asarray(canvas.mask())
+    assert image.shape == (32, 64, 3)
+    assert np.array_equal(image[:, :40], old)  # the old pixels, untouched
+    assert (mask[:, 40:] == 255).all() and mask[16, 10] == 0  # the new area masked, the old kept
+    assert canvas.document.undo_label() == "Grow canvas"
+    canvas.document.undo()
+    assert canvas.image().size == (40, 32) and np.array_equal(np.asarray(canvas.image()), old)
+
+
+def test_dragging_the_top_left_corner_grows_both_sides_with_the_chosen_infill(canvas, qtbot, monkeypatch):
+    _framed(canvas)
+    used: list = []
+    original = canvas.document.grow
+    monkeypatch.setattr(canvas.document, "grow", lambda growth, infill: (used.append(infill), original(growth, infill)))
+    canvas.infill = Infill.NOISE
+    old = np.asarray(canvas.image()).copy()
+    view = canvas.view
+    QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(95, 75))
+    QTest.mouseMove(view, QPoint(80, 70))
+    QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(79, 59))
+    assert canvas.image().size == (40 + 16, 32 + 16) and used == [Infill.NOISE]
+    assert np.array_equal(np.asarray(canvas.image())[16:, 16:], old)
+    canvas.document.undo()
+    assert canvas.image().size == (40, 32)
+
+
+def test_a_press_inside_the_picture_still_paints_and_an_inward_drag_grows_nothing(canvas, qtbot):
+    _framed(canvas)
+    view = canvas.view
+    QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(144, 96))
+    QTest.mouseMove(view, QPoint(120, 96))
+    QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(120, 96))
+    assert canvas.image().size == (40, 32) and not canvas.document.can_undo()
+    QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(120, 96))
+    QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(120, 96))
+    assert canvas.document.undo_label() == "Paint" and canvas.image().size == (40, 32)
+
+
+def test_the_grow_menu_chooses_the_infill_of_the_toolbar_growth_too(canvas, monkeypatch):
+    used: list = []
+    monkeypatch.setattr(canvas.document, "grow", lambda growth, infill: used.append((growth, infill)))
+    canvas.actions_by_name["infill_telea"].trigger()
+    canvas.actions_by_name["grow_left"].trigger()
+    assert used == [(Growth(left=GROW_STEP), Infill.TELEA)]
+    assert not canvas.actions_by_name["infill_edge"].isChecked()
