@@ -89,6 +89,22 @@ def test_a_tag_changes_the_picture_and_jobs_without_it_are_the_untouched_model(e
     assert np.array_equal(picture(engine, make(folder, f"a red apple <lora:{name}:1>")), with_lora)
 
 
+def test_every_mode_shares_the_loaded_lora(engine, untouched, tiny_sd1):
+    from PIL import Image
+
+    from sdstudio.engine.request import Inputs, Mode
+
+    init = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    for mode in (Mode.IMG2IMG, Mode.INPAINT):
+        fields = {"mode": mode, "strength": 0.9, "inputs": Inputs.from_pil(init_image=init, mask=mask)}
+        plain = picture(untouched, make(tiny_sd1, "a boat", **fields))
+        assert not np.array_equal(picture(engine, make(tiny_sd1, "a boat <lora:film_grain:1>", **fields)), plain)
+        assert np.array_equal(picture(engine, make(tiny_sd1, "a boat", **fields)), plain)
+    assert engine._model.loras.loaded  # one set of adapters served all three pipelines
+
+
 def test_text_encoder_and_unet_weights_apart(engine, tiny_sd1):
     unet_only = picture(engine, make(tiny_sd1, "a cat <lora:film_grain_unet:1>"))
     assert np.array_equal(picture(engine, make(tiny_sd1, "a cat <lora:film_grain:0:1>")), unet_only)
