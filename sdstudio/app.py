@@ -102,7 +102,7 @@ def open_studio(args: list[str]) -> Studio:
 
     def follow_folders(folders: object) -> None:
         for engine in local_engines:
-            engine.folders = folders  # type: ignore[attr-defined]
+            engine.folders = folders  # type: ignore[attr-defined]  # runner.Engine reads them per job
 
     def backend_for(url: str, token: str) -> Backend:
         """The ComfyUI server at `url`, or this computer when `url` is ""."""
@@ -110,8 +110,7 @@ def open_studio(args: list[str]) -> Studio:
             from sdstudio.engine.comfy import comfy_backend
 
             return comfy_backend(url, token or None)
-        engine = local_backend(device=options.device, dtype=options.dtype)
-        engine.folders = addons.folders()  # type: ignore[attr-defined]  # LoRAs, embeddings, VAEs, upscalers
+        engine = local_backend(device=options.device, dtype=options.dtype, folders=addons.folders())
         local_engines[:] = [engine]
         return engine
 
