@@ -87,7 +87,7 @@ def plan_generation(
             f"Denoising strength {sampling.strength} with {sampling.steps} steps leaves no step to run: "
             "raise the strength or the steps."
         )
-    hires = plan_hires(model, request, kwargs, count_steps)
+    hires = plan_hires(model, request, kwargs, count_steps, folders.upscalers)
     if hires is not None:
         kwargs["output_type"] = hires.first_pass_output()
         steps += hires.steps * extent.batch_size

@@ -20,6 +20,8 @@ from sdstudio.engine.parameters import BY_NAME, HIRES_UPSCALERS, LATENT_UPSCALER
 from sdstudio.engine.request import GenerationRequest, Mode
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from sdstudio.engine.models import LoadedModel
@@ -88,10 +90,12 @@ class HiresPass:
 
 
 def plan_hires(
-    model: LoadedModel, request: GenerationRequest, first_kwargs: dict[str, Any], count_steps: Callable[..., int]
+    model: LoadedModel, request: GenerationRequest, first_kwargs: dict[str, Any], count_steps: Callable[..., int],
+    upscalers: Path | None = None,
 ) -> HiresPass | None:
     """The second pass of `request` (None without one): the img2img pipeline with a fresh
-    scheduler, its call arguments and its step count. Raises InputError when it has no step."""
+    scheduler, its call arguments and its step count; an upscaler model is looked up in
+    `upscalers` (default: upscalers.upscaler_folder()). Raises InputError when it has no step."""
     from sdstudio.engine.schedulers import make_scheduler
 
     size = hires_size(request)
@@ -121,10 +125,10 @@ def plan_hires(
         raise InputError(
             f"Hires denoise {hires.hires_denoise} with {steps} steps leaves no step to run: raise either."
         )
-    return HiresPass(pipe, kwargs, count, size, latent, hires.hires_upscaler, _upscaler_model(request, model.device))
+    return HiresPass(pipe, kwargs, count, size, latent, hires.hires_upscaler, _upscaler_model(request, model.device, upscalers))
 
 
-def _upscaler_model(request: GenerationRequest, device: Any) -> UpscalerModel | None:
+def _upscaler_model(request: GenerationRequest, device: Any, folder: Path | None) -> UpscalerModel | None:
     """The upscaler model the request names, loaded before the first pass so a missing or
     unusable file fails the job at once; None for the built-in methods."""
     name = request.hires.hires_upscaler
@@ -133,6 +137,6 @@ def _upscaler_model(request: GenerationRequest, device: Any) -> UpscalerModel | 
     from sdstudio.engine.upscalers import UpscalerError, load_upscaler
 
     try:
-        return load_upscaler(name, allow_pickle=request.model.allow_pickle, device=str(device))
+        return load_upscaler(name, allow_pickle=request.model.allow_pickle, folder=folder, device=str(device))
     except UpscalerError as exc:
         raise InputError(str(exc)) from exc

@@ -94,14 +94,15 @@ class Engine:
     order, on one worker thread that owns every pipeline.
 
     `device` and `dtype` are the defaults for models whose ModelRef leaves them unset.
-    `folders` says where LoRAs, embeddings, VAEs and upscaler models are found; a settings change
-    may replace the attribute at any time (each job reads it once, when it starts).
+    `folders` says where LoRAs, embeddings, VAEs and upscaler models are found (None: the
+    defaults, $SDSTUDIO_LORAS etc. read when each job starts); a settings change may replace the
+    attribute at any time (each job reads it once, when it starts).
     """
 
     def __init__(self, device: str | None = None, dtype: str | None = None, folders: NetworkFolders | None = None) -> None:
         self._device = device
         self._dtype = dtype
-        self.folders = folders or NetworkFolders.default()
+        self._folders = folders
         self._model: LoadedModel | None = None  # touched by the worker thread only
         self._previewer: LatentPreview | DecoderPreview | None = None
         self._model_info: ModelInfo | None = None
@@ -156,6 +157,14 @@ class Engine:
             upscalers=tuple(list_upscalers(folders.upscalers)),
             loras=tuple(f.name for f in list_networks(NetworkKind.LORA, folders.loras)),
         )
+
+    @property
+    def folders(self) -> NetworkFolders:
+        return self._folders or NetworkFolders.default()
+
+    @folders.setter
+    def folders(self, folders: NetworkFolders | None) -> None:
+        self._folders = folders
 
     @property
     def model_info(self) -> ModelInfo | None:
@@ -227,7 +236,7 @@ class Engine:
             model = None
             if order.upscaler != LANCZOS:
                 device = str(pick_device(order.source.model.device or self._device))
-                model = load_upscaler(order.upscaler, order.source.model.allow_pickle, device=device)
+                model = load_upscaler(order.upscaler, order.source.model.allow_pickle, self.folders.upscalers, device)
         except UpscalerError as exc:
             raise InputError(str(exc)) from exc
         size = order.size(*image.size)
