@@ -64,13 +64,17 @@ class PromptEdit(QPlainTextEdit):
         self.focused.emit()
 
     def insert_at_cursor(self, text: str) -> None:
-        """Insert `text` at the cursor (replacing a selection), a space apart from a word
-        before it, as one undo step."""
+        """Insert `text` at the cursor (replacing a selection), a space apart from the words
+        around it, as one undo step."""
         cursor = self.textCursor()
         cursor.beginEditBlock()
         cursor.removeSelectedText()
-        before = self.toPlainText()[: _index(self.toPlainText(), cursor.position())]
-        cursor.insertText((" " if before and not before[-1].isspace() else "") + text)
+        whole = self.toPlainText()
+        index = _index(whole, cursor.position())
+        before, after = whole[:index], whole[index:]
+        space_before = " " if before and not before[-1].isspace() else ""
+        space_after = " " if after and not after[0].isspace() else ""
+        cursor.insertText(space_before + text + space_after)
         cursor.endEditBlock()
         self.setTextCursor(cursor)
 
@@ -184,7 +188,8 @@ class PromptPanel(QWidget):
         return {"prompt": self.prompt.toPlainText(), "negative_prompt": self.negative_prompt.toPlainText()}
 
     def set_texts(self, fields: dict[str, object]) -> None:
-        if "prompt" in fields:
-            self.prompt.setPlainText(str(fields["prompt"]))
-        if "negative_prompt" in fields:
-            self.negative_prompt.setPlainText(str(fields["negative_prompt"]))
+        # The cursor goes to the end, where writing (or an inserted LoRA tag) goes on.
+        for name, edit in (("prompt", self.prompt), ("negative_prompt", self.negative_prompt)):
+            if name in fields:
+                edit.setPlainText(str(fields[name]))
+                edit.moveCursor(QTextCursor.MoveOperation.End)

@@ -216,3 +216,12 @@ def test_a_big_folder_is_listed_in_turns_and_late_rows_get_their_pictures(qtbot,
     assert panel.has_thumbnail(NetworkKind.LORA, "lora_000")
     shown = rows(panel.lists[NetworkKind.LORA])
     assert "lora_449" in shown and "lora_400" in shown and "lora_123" not in shown
+
+
+def test_a_tag_is_kept_a_space_apart_from_the_words_around_it(prompts):
+    prompts.set_texts({"prompt": "a cat"})  # the cursor is at the end of text set from outside
+    prompts.insert("<lora:a:1>")
+    assert prompts.prompt.toPlainText() == "a cat <lora:a:1>"
+    prompts.prompt.moveCursor(prompts.prompt.textCursor().MoveOperation.Start)
+    prompts.insert("easynegative")
+    assert prompts.prompt.toPlainText() == "easynegative a cat <lora:a:1>"
