@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,7 @@ class LoraAdapters:
 
 @dataclass(frozen=True)
 class _Wanted:
-    name: str  # as the tag wrote it: A1111 records this name
+    name: str  # as the tag wrote it: A1111 records this name (params.py drops its ':' and ',')
     path: Path
     hash: str
     te: float
@@ -69,24 +69,24 @@ class _Wanted:
 
 
 def lora_tags(request: GenerationRequest) -> list[tuple[str, float, float]]:
-    """(name, text-encoder weight, UNet weight) of each LoRA the prompts name, in order; a name
-    tagged twice adds up its weights (the same adapter cannot be applied twice)."""
-    weights: dict[str, tuple[float, float]] = {}
+    """(name, text-encoder weight, UNet weight) of each LoRA tag of the prompts, in order."""
     prompt = request.prompt
-    for tag in (t for text in (prompt.prompt, prompt.negative_prompt) for t in parse_tags(text)):
-        if tag.kind == NetworkKind.LORA.value:
-            te, unet = weights.get(tag.name, (0.0, 0.0))
-            weights[tag.name] = (te + tag.weight, unet + tag.unet_weight)
-    return [(name, te, unet) for name, (te, unet) in weights.items()]
+    tags = [t for text in (prompt.prompt, prompt.negative_prompt) for t in parse_tags(text)]
+    return [(t.name, t.weight, t.unet_weight) for t in tags if t.kind == NetworkKind.LORA.value]
 
 
 def apply_loras(model: LoadedModel, pipe: Any, request: GenerationRequest, folder: Path) -> tuple[UsedNetwork, ...]:
     """Make `pipe` (one of `model`'s pipelines) run with exactly the request's LoRAs, loading
     files not loaded yet; returns what was used, for the result's text. Raises InputError for
     an unknown name (with close matches) or a file that is no LoRA for this model."""
-    wanted = [_resolve(folder, request.model.allow_pickle, *tag) for tag in lora_tags(request)]
+    wanted: dict[str, _Wanted] = {}
+    for tag in lora_tags(request):
+        item = _resolve(folder, request.model.allow_pickle, *tag)
+        if same := wanted.get(item.adapter):  # one file tagged twice: its weights add up
+            item = replace(same, te=same.te + item.te, unet=same.unet + item.unet)
+        wanted[item.adapter] = item
     adapters: LoraAdapters = model.loras
-    active = [w for w in wanted if w.active]
+    active = [w for w in wanted.values() if w.active]
     for item in active:
         if item.adapter in adapters.loaded:
             adapters.loaded.move_to_end(item.adapter)
@@ -103,7 +103,7 @@ def apply_loras(model: LoadedModel, pipe: Any, request: GenerationRequest, folde
             pipe.set_adapters(names, [_component_weights(w, parts) for w in active])
         else:
             pipe.disable_lora()
-    return tuple(UsedNetwork(NetworkKind.LORA.value, _a1111_name(w.name), w.hash, w.unet) for w in wanted)
+    return tuple(UsedNetwork(NetworkKind.LORA.value, w.name, w.hash, w.unet) for w in wanted.values())
 
 
 def _resolve(folder: Path, allow_pickle: bool, name: str, te: float, unet: float) -> _Wanted:
@@ -112,11 +112,6 @@ def _resolve(folder: Path, allow_pickle: bool, name: str, te: float, unet: float
     except NetworkNotFound as exc:
         raise InputError(str(exc)) from exc
     return _Wanted(name, file.path, short_hash(file.path, NetworkKind.LORA), te, unet)
-
-
-def _a1111_name(name: str) -> str:
-    """A1111 writes the name without ':' and ',', which would break its `Lora hashes` list."""
-    return name.replace(":", "").replace(",", "")
 
 
 def _component_weights(item: _Wanted, parts: dict[str, list[str]]) -> dict[str, float]:

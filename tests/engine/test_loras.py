@@ -113,6 +113,13 @@ def test_text_encoder_and_unet_weights_apart(engine, tiny_sd1):
     assert not np.array_equal(both, unet_only) and not np.array_equal(text_only, both)
 
 
+def test_one_file_tagged_twice_adds_up_its_weights(engine, tiny_sd1):
+    once = picture(engine, make(tiny_sd1, "a cat <lora:film_grain:1>"))
+    last = run(engine, make(tiny_sd1, "a cat <lora:film_grain:0.5>", negative_prompt="<lora:film_grain.safetensors:0.5>"))
+    assert np.array_equal(np.asarray(last.results[0].image), once)
+    assert [n.weight for n in last.results[0].networks] == [1.0]
+
+
 def test_the_result_names_the_lora_with_a1111s_hash(engine, tiny_sd1, lora_dir):
     last = run(engine, make(tiny_sd1, "a cat <lora:film_grain:0.7>, <lora:film_grain_unet:0.5>"))
     assert isinstance(last, Finished), last
