@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -77,6 +77,8 @@ ImageProvider = Callable[[], "tuple[Image | None, Image | None]"]
 # of tabs, so the image keeps at least half the width (parameters ~350 px, history ~400 px).
 SIDE_DOCK = 300
 WIDE_LAYOUT = 1600
+# The window's size at first start, where the screen has room for it (else it starts maximised).
+FIRST_SIZE = QSize(1280, 860)
 
 NO_MODEL_HELP = "Use Model ▸ Open model folder… or Open .safetensors… to load one."
 
@@ -428,7 +430,13 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode()))
         else:
             room = self.screen().availableGeometry().size()
-            self.resize(min(1280, room.width()), min(860, room.height()))
+            if room.width() < FIRST_SIZE.width() or room.height() < FIRST_SIZE.height():
+                # resize() sizes the inside of the window: its title bar and borders come on
+                # top, so on a small screen the status bar would sit below the screen's edge.
+                # Maximised, the window manager fits the whole frame into the free area.
+                self.setWindowState(Qt.WindowState.WindowMaximized)
+            else:
+                self.resize(FIRST_SIZE)
             QTimer.singleShot(0, self.reset_layout)  # docks are sized once laid out
         if settings.window_state:
             self.restoreState(QByteArray.fromBase64(settings.window_state.encode()))
