@@ -188,3 +188,13 @@ def test_cli_lora_dir(tiny_sd1, lora_dir, tmp_path):
     digest = short_hash(lora_dir / "film_grain.safetensors", NetworkKind.LORA)
     assert f'Lora hashes: "film_grain: {digest}"' in text
     assert chunk["networks"] == [{"kind": "lora", "name": "film_grain", "hash": digest, "weight": 1.0}]
+
+
+def test_cli_folder_flags_make_the_engines_folders(tmp_path, monkeypatch):
+    from sdstudio.cli import build_parser, folders_from_args
+
+    monkeypatch.setenv(NetworkKind.LORA.env, str(tmp_path / "env-loras"))
+    args = build_parser().parse_args(["--prompt", "x", "--out", str(tmp_path), "--embeddings-dir", str(tmp_path / "e"),
+                                      "--vae-dir", str(tmp_path / "v")])
+    folders = folders_from_args(args)
+    assert (folders.loras, folders.embeddings, folders.vaes) == (tmp_path / "env-loras", tmp_path / "e", tmp_path / "v")
