@@ -81,6 +81,8 @@ def test_a_tag_changes_the_picture_and_jobs_without_it_are_the_untouched_model(e
     reference = picture(untouched, make(folder, "a red apple"))
     with_lora = picture(engine, make(folder, f"a red apple <lora:{name}:1>"))
     assert np.abs(with_lora.astype(int) - reference).max() > 10
+    parts = {part for part, names in engine._model.base.get_list_adapters().items() if names}
+    assert parts == {"unet", "text_encoder"} | ({"text_encoder_2"} if model == "tiny_sdxl" else set())
     # After a LoRA job: a plain job, weight 0 and weight 0 for both parts are the model's own.
     assert np.array_equal(picture(engine, make(folder, "a red apple")), reference)
     assert np.array_equal(picture(engine, make(folder, f"a red apple <lora:{name}:0>")), reference)
