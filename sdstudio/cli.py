@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                              (NetworkKind.VAE, "--vae-dir", "VAE files")):
         p.add_argument(flag, type=Path, metavar="DIR", dest=f"{kind.value}_dir",
                        help=f"folder of {what} (default: ${kind.env}, else the app's data folder)")
+    p.add_argument("--vae", default="", metavar="NAME",
+                   help="a VAE file's name in the VAE folder, or a path (default: the model's own VAE)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     return p
 
@@ -161,7 +163,8 @@ def request_from_args(args: argparse.Namespace, capabilities: Capabilities) -> G
     else:
         inputs = Inputs(_read_image(args.init, "init image"), _read_image(args.mask, "mask"))
     memory = MemoryOptions(_SWITCH[args.vae_tiling], _SWITCH[args.attention_slicing], args.offload)
-    model = ModelRef(args.model, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle, memory=memory)
+    model = ModelRef(args.model, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle, memory=memory,
+                     vae=args.vae)
     return GenerationRequest.create(model=model, inputs=inputs, **fields)
 
 

@@ -129,3 +129,13 @@ def test_the_choice_travels_in_the_request_json():
     old = request.to_json()
     del old["model"]["vae"]
     assert GenerationRequest.from_json(old).model.vae == ""
+
+
+def test_the_command_line_chooses_a_vae():
+    from sdstudio.cli import build_parser, request_from_args
+    from sdstudio.engine.backend import Capabilities, Feature
+
+    caps = Capabilities("test", ("Euler a",), frozenset(), frozenset(Feature))
+    parse = lambda *extra: build_parser().parse_args(["--prompt", "x", "--out", "o", *extra])  # noqa: E731
+    assert request_from_args(parse("--vae", "other"), caps).model.vae == "other"
+    assert request_from_args(parse(), caps).model.vae == ""
