@@ -2,8 +2,12 @@
 
     time to open the gallery (model + view, first screen painted)   goal < 300 ms
     longest UI stall while scrolling from top to bottom              goal < 16 ms
+    longest UI stall while a batch of 8 is saved and shown           goal < 16 ms
     RSS with the gallery open (after scrolling) above the empty app  goal < 250 MB
     search time (full-text, newest first, model reset)               goal < 50 ms
+
+Stalls are reported as wall time and as the UI thread's own CPU time per event loop turn: on a
+shared, busy machine the wall figures carry the other programs' share (see the empty loop's gap).
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_history.py [--images N]
 """
@@ -99,7 +103,7 @@ def make_history(root: Path, count: int) -> None:
         image.save(thumb, quality=85)
 
 
-def save_while_idle(app, store, gallery) -> tuple[float, float]:
+def save_while_idle(app, store, gallery) -> tuple[float, Turns]:
     """Save a batch through the window's saver thread while the UI thread turns its event
     loop: (ms per saved image, longest gap between event loop turns)."""
     from PIL import Image
@@ -118,15 +122,47 @@ def save_while_idle(app, store, gallery) -> tuple[float, float]:
     saver.saved.connect(gallery.add_images)
     t = time.perf_counter()
     future = saver.save(finished)
-    worst, last = 0.0, time.perf_counter()
+    turns = Turns()
     while not future.done():
-        app.processEvents()
-        now = time.perf_counter()
-        worst, last = max(worst, now - last), now
+        with turns:
+            app.processEvents()
     saved_ms = (time.perf_counter() - t) * 1000 / len(images)
-    app.processEvents()
+    settle = time.perf_counter() + 0.5  # the gallery shows the new images: its grid lays them out
+    while time.perf_counter() < settle:
+        with turns:
+            app.processEvents()
     saver.close()
-    return saved_ms, worst * 1000
+    return saved_ms, turns
+
+
+class Turns:
+    """Event loop turns, timed: `with turns: app.processEvents()`. Wall time is what a person
+    sees; the UI thread's own CPU time is the work done on it, which the other programs on a
+    busy machine do not stretch (their share shows as wall time beyond it)."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def __enter__(self) -> None:
+        self._start = (time.perf_counter(), time.thread_time())
+
+    def __exit__(self, *_exc: object) -> None:
+        self.wall.append((time.perf_counter() - self._start[0]) * 1000)
+        self.cpu.append((time.thread_time() - self._start[1]) * 1000)
+
+    @property
+    def count(self) -> int:
+        return len(self.wall)
+
+    def summary(self) -> str:
+        return f"wall {_stats(self.wall)}; UI thread CPU {_stats(self.cpu)}"
+
+
+def _stats(ms: list[float]) -> str:
+    ms = sorted(ms)
+    over = sum(1 for m in ms if m > 16)
+    return f"max {ms[-1]:.1f} ms, p99 {ms[int(len(ms) * 0.99)]:.1f} ms, median {statistics.median(ms):.2f} ms, {over} over 16 ms"
 
 
 def machine_noise_ms(seconds: float) -> float:
@@ -191,29 +227,21 @@ def main() -> int:
 
         bar = gallery.grid.verticalScrollBar()
         step = max(1, bar.pageStep() // 4)
-        stalls = []
+        turns = Turns()
         t = time.perf_counter()
         while bar.value() < bar.maximum():
-            clock.restart()
-            bar.setValue(bar.value() + step)  # as dragging the scroll bar: Qt scrolls and paints
-            app.processEvents()
-            stalls.append(clock.nsecsElapsed() / 1e6)
+            with turns:
+                bar.setValue(bar.value() + step)  # as dragging the scroll bar: Qt scrolls and paints
+                app.processEvents()
         # Let the last thumbnails arrive, counting those event turns as stalls too.
         deadline = time.perf_counter() + 1.0
         while time.perf_counter() < deadline:
-            clock.restart()
-            app.processEvents()
-            stalls.append(clock.nsecsElapsed() / 1e6)
+            with turns:
+                app.processEvents()
             time.sleep(0.005)
         scroll_s = time.perf_counter() - t
-        stalls.sort()
-        p99 = stalls[int(len(stalls) * 0.99)]
-        over = sum(1 for s in stalls if s > 16)
-        print(
-            f"scroll top to bottom: {len(stalls)} event turns in {scroll_s:.1f} s; longest stall "
-            f"{stalls[-1]:.1f} ms, p99 {p99:.1f} ms, median {statistics.median(stalls):.2f} ms, "
-            f"{over} over 16 ms   goal < 16 ms"
-        )
+        print(f"scroll top to bottom, {turns.count} event turns in {scroll_s:.1f} s (goal: no stall > 16 ms):")
+        print(f"  {turns.summary()}")
         load = os.getloadavg()[0]
         print(
             f"  (machine: load average {load:.1f} on {os.cpu_count()} cores; an empty loop's "
@@ -247,11 +275,12 @@ def main() -> int:
             app.processEvents()
             print(f"  group {label:10} {gallery.groups.count():4} groups listed  {clock.nsecsElapsed() / 1e6:5.1f} ms")
 
-        saved_ms, stall_ms = save_while_idle(app, store, gallery)
+        saved_ms, turns = save_while_idle(app, store, gallery)
         print(
             f"saving a finished batch of 8 images of 512x512 in the background: {saved_ms:.0f} ms per "
-            f"image; longest UI stall meanwhile {stall_ms:.1f} ms"
+            f"image; {turns.count} event turns meanwhile (goal: no stall > 16 ms):"
         )
+        print(f"  {turns.summary()}")
         gallery.close_loader()
         store.close()
     return 0
