@@ -13,6 +13,8 @@ from sdstudio.engine.comfy.graphs import (
     find_listed,
     sampler_plan,
     server_samplers,
+    server_upscalers,
+    upscale_graph,
 )
 from sdstudio.engine.request import GenerationRequest, Mode
 
@@ -81,3 +83,21 @@ def test_addresses_and_tokens():
     assert auth_headers(None) == {}
     assert auth_headers("abc") == {"Authorization": "Bearer abc"}
     assert auth_headers("X-Api-Key: k1") == {"X-Api-Key": "k1"}
+
+
+def test_upscaler_models_are_read_from_the_newer_combo_form_too():
+    newer = {"UpscaleModelLoader": {"input": {"required": {"model_name": ["COMBO", {"options": ["4x-a.pth"]}]}}}}
+    older = {"UpscaleModelLoader": {"input": {"required": {"model_name": [["4x-b.pth"]]}}}}
+    assert server_upscalers(newer) == ["4x-a.pth"] and server_upscalers(older) == ["4x-b.pth"]
+    assert server_upscalers({"UpscaleModelLoader": {"input": {"required": {"model_name": ["COMBO", None]}}}}) == []
+
+
+def test_an_upscale_graph_runs_the_model_then_lanczos_to_the_exact_size():
+    graph = upscale_graph("in.png", (200, 100), "4x-a.pth")
+    fit = graph.graph["fit"]["inputs"]
+    assert graph.graph["enlarge"]["inputs"]["image"] == ["picture", 0] and fit["image"] == ["enlarge", 0]
+    assert (fit["width"], fit["height"], fit["upscale_method"]) == (200, 100, "lanczos")
+    assert graph.samplers == {"enlarge": 1} and graph.outputs == ("save",)
+    lanczos = upscale_graph("in.png", (200, 100), None, websocket_output=False).graph
+    assert "enlarge" not in lanczos and lanczos["fit"]["inputs"]["image"] == ["picture", 0]
+    assert lanczos["save"]["class_type"] == "PreviewImage"
