@@ -133,9 +133,13 @@ def _load(model: LoadedModel, pipe: Any, item: _Wanted) -> None:
     try:
         with _quiet():
             pipe.load_lora_weights(state, adapter_name=item.adapter)
-    except (RuntimeError, ValueError, KeyError) as exc:
+    except Exception as exc:  # diffusers and peft raise many kinds for layers that do not match
+        from sdstudio.engine.devices import is_out_of_memory
+
         with contextlib.suppress(Exception), _quiet():  # a half-made adapter must not linger
             pipe.delete_adapters([item.adapter])
+        if is_out_of_memory(exc):
+            raise
         log.info("LoRA %s did not load: %s", item.path, exc)
         raise InputError(
             f"The LoRA {item.name!r} does not fit {model.info.name} ({FAMILY_LABELS[model.info.family]}): its layers have "

@@ -29,12 +29,14 @@ def _pipe(folder):
 @pytest.fixture(scope="module")
 def lora_dir(tmp_path_factory, tiny_sd1, tiny_sdxl):
     """film_grain (UNet + text encoder), film_grain_unet (the same UNet part alone), xl_style for
-    SDXL (UNet + both text encoders), a file that holds no LoRA, and a pickled LoRA."""
+    SDXL (UNet + both text encoders) and xl_unet (its UNet part alone), a file that holds no LoRA,
+    and a pickled LoRA."""
     folder = tmp_path_factory.mktemp("loras")
     sd1, xl = _pipe(tiny_sd1), _pipe(tiny_sdxl)
     save_kohya_lora(folder / "film_grain.safetensors", sd1)
     save_kohya_lora(folder / "film_grain_unet.safetensors", sd1, parts=("unet",))
     save_kohya_lora(folder / "sub" / "xl_style.safetensors", xl, seed=3)
+    save_kohya_lora(folder / "xl_unet.safetensors", xl, parts=("unet",))  # no text-encoder keys to tell
     torch.save(kohya_lora(sd1, seed=5), folder / "pickled.pt")
     from safetensors.torch import save_file
 
@@ -161,6 +163,7 @@ def test_an_unknown_name_fails_with_close_matches(engine, tiny_sd1):
 
 
 @pytest.mark.parametrize(("name", "words"), [("xl_style", "is an SDXL LoRA; the model is SD 1.x"),
+                                             ("xl_unet", "(SD 1.x): its layers have other names or sizes"),
                                              ("not_a_lora", "is not a LoRA")])
 def test_a_file_that_does_not_fit_fails_with_a_sentence(engine, untouched, tiny_sd1, name, words):
     last = run(engine, make(tiny_sd1, f"a cat <lora:{name}:1>"))
