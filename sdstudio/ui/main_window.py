@@ -345,7 +345,8 @@ class MainWindow(QMainWindow):
         c.problem.connect(self._engine_problem)
         self.results.use_seed.connect(lambda seed: self.apply_fields({"seed": seed}))
         self.results.upscale.connect(self._upscale_shown)
-        self.results.upscalers = lambda: self.controller.capabilities().upscalers
+        # Opening a menu never starts the backend (a server may take seconds to answer).
+        self.results.upscalers = lambda: self.controller.capabilities().upscalers if self.controller.backend_started else ()
         self.results.problem.connect(self.report)
         # One banner per notice of the running job; the next job's notices replace them.
         c.notice.connect(lambda message: self.report(message, level=Level.INFO, cause=f"job:{message}"))

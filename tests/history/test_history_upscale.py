@@ -31,6 +31,7 @@ def window(qtbot, qloop, tmp_path, monkeypatch):
     w = MainWindow(SettingsStore(tmp_path / "settings.json"), backend_factory=lambda: engine)
     qtbot.addWidget(w)
     w.show()
+    assert w.controller.jobs.backend is engine  # started, as the window's start() does
     yield w
     w.controller.close()
     engine.shutdown()
@@ -64,7 +65,6 @@ def test_upscale_a_fresh_result_from_its_menu_saves_a_child(qtbot, window, panel
     source = panel.gallery.model.image_at(0)
     offered = _choose(window.results.context_menu(), "×2 Lanczos")
     assert offered == ["×2 Lanczos", "×2 2x-tiny", "×4 Lanczos", "×4 2x-tiny"]
-    assert window.controller.jobs is not None  # queued as a job: the call came back at once
     qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 2, timeout=TIMEOUT_MS)
     child = panel.gallery.model.image_at(0)
     assert (child.width, child.height, child.parent_id, child.prompt) == (64, 48, source.id, "a small apple")
