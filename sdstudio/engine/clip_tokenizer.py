@@ -103,5 +103,7 @@ def prompt_token_counts(prompt: str, embeddings: Mapping[str, int] | None = None
     from sdstudio.engine.embeddings import TokenMatcher
 
     tokenizer = bundled_tokenizer()
-    tokenize = TokenMatcher(embeddings, tokenizer.tokenize).tokenize if embeddings else tokenizer.tokenize
-    return token_counts(prompt, tokenize, tokenizer.comma)
+    if not embeddings:
+        return token_counts(prompt, tokenizer.tokenize, tokenizer.comma)
+    matcher = TokenMatcher(embeddings, tokenizer.tokenize)
+    return token_counts(prompt, matcher.tokenize, tokenizer.comma, matcher.run_length)

@@ -96,7 +96,10 @@ def _chunks(tokenizer: Any, text: str, embeddings: PromptEmbeddings | None) -> l
         return tokenizer(list(texts), add_special_tokens=False, truncation=False).input_ids
 
     comma = tokenizer.convert_tokens_to_ids(",</w>")
-    return chunk_prompt(text, embeddings.matcher(tokenize).tokenize if embeddings else tokenize, comma)
+    if embeddings is None:
+        return chunk_prompt(text, tokenize, comma)
+    matcher = embeddings.matcher(tokenize)
+    return chunk_prompt(text, matcher.tokenize, comma, matcher.run_length)
 
 
 def _encode(

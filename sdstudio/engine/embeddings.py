@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdstudio.engine.networks import NetworkFile, NetworkKind, list_networks, short_hash
-from sdstudio.engine.prompts import Tokenize
+from sdstudio.engine.prompts import CHUNK_LENGTH, Tokenize
 
 if TYPE_CHECKING:
     import torch
@@ -62,7 +62,12 @@ class TokenMatcher:
         for candidates in self._by_first.values():
             candidates.sort(key=lambda pair: -len(pair[0]))
         self._counts = dict(counts)
+        self._runs = {self.first_id[name]: count for name, count in counts.items()}
         self._tokenize = tokenize
+
+    def run_length(self, token: int) -> int:
+        """For chunking: an embedding's vectors stay in one chunk (from its first placeholder)."""
+        return self._runs.get(token, 1)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """The wrapped tokenizer: `tokenize` with every embedding name made placeholders."""
@@ -263,6 +268,8 @@ def prompt_embeddings(
 
 def check_fits(file: EmbeddingFile, widths: Sequence[int]) -> None:
     """Refuse an embedding made for another family of model, saying which."""
+    if file.count > CHUNK_LENGTH:
+        raise EmbeddingError(f"Embedding {file.name} has {file.count} vectors, more than the {CHUNK_LENGTH} a chunk holds.")
     family = {1: "SD 1.x/2.x", 2: "SDXL"}
     if len(file.vectors) != len(widths):
         raise EmbeddingError(

@@ -113,14 +113,17 @@ class Chunk:
 
 
 Tokenize = Callable[[Sequence[str]], list[list[int]]]
+# How many tokens from this one on stay together in one chunk (an embedding's vectors), else 1.
+RunLength = Callable[[int], int]
 
 
-def chunk_prompt(prompt: str, tokenize: Tokenize, comma: int) -> list[Chunk]:
+def chunk_prompt(prompt: str, tokenize: Tokenize, comma: int, run_length: RunLength | None = None) -> list[Chunk]:
     """The prompt's tokens in chunks of at most CHUNK_LENGTH, as A1111 splits them: a new
     chunk at each BREAK and when one is full, moving the words after a recent comma along
     with it. `tokenize` maps texts to token ids without special tokens; `comma` is the id of
-    ",". Extra-network tags are left out. Always at least one chunk (an empty prompt is one
-    empty chunk)."""
+    ",". A run of tokens `run_length` keeps together (an embedding's vectors) starts a new
+    chunk where it would not fit, as A1111 does. Extra-network tags are left out. Always at
+    least one chunk (an empty prompt is one empty chunk)."""
     chunks: list[Chunk] = []
     sections = parse_prompt(strip_tags(prompt))
     for number, section in enumerate(sections, 1):
@@ -128,7 +131,18 @@ def chunk_prompt(prompt: str, tokenize: Tokenize, comma: int) -> list[Chunk]:
         last_comma = -1  # index in chunk.tokens of its last comma
         texts = [text for text, _ in section]
         for ids, (_, weight) in zip(tokenize(texts), section, strict=True):
-            for token in ids:
+            position = 0
+            while position < len(ids):
+                token = ids[position]
+                run = run_length(token) if run_length else 1
+                position += run
+                if run > 1:
+                    if chunk.tokens and len(chunk.tokens) + run > CHUNK_LENGTH:
+                        chunks.append(chunk)
+                        chunk, last_comma = Chunk(), -1
+                    chunk.tokens += ids[position - run : position]
+                    chunk.weights += [weight] * run
+                    continue
                 if len(chunk.tokens) == CHUNK_LENGTH:
                     carried = Chunk()
                     if token != comma and last_comma >= 0 and CHUNK_LENGTH - last_comma <= COMMA_BACKTRACK:
@@ -148,9 +162,9 @@ def chunk_prompt(prompt: str, tokenize: Tokenize, comma: int) -> list[Chunk]:
     return chunks
 
 
-def token_counts(prompt: str, tokenize: Tokenize, comma: int) -> list[int]:
+def token_counts(prompt: str, tokenize: Tokenize, comma: int, run_length: RunLength | None = None) -> list[int]:
     """How many tokens each chunk of the prompt holds (of CHUNK_LENGTH), for the window."""
-    return [len(chunk.tokens) for chunk in chunk_prompt(prompt, tokenize, comma)]
+    return [len(chunk.tokens) for chunk in chunk_prompt(prompt, tokenize, comma, run_length)]
 
 
 WEIGHT_STEP = 0.1  # A1111's Ctrl+Up / Ctrl+Down step

@@ -133,6 +133,20 @@ def test_a_multi_vector_embedding_takes_as_many_positions_and_counts_toward_the_
     assert out["prompt_embeds"].shape[1] == 2 * 77 == out["negative_prompt_embeds"].shape[1]
 
 
+def test_an_embedding_that_does_not_fit_moves_whole_to_the_next_chunk(pipes, tmp_path):
+    pipe = pipes["sd1"]
+    emb = vectors(10, 14)
+    save_file({"emb_params": emb}, tmp_path / "tenvec.safetensors")
+    words = " ".join(["apple"] * 70)  # 70 tokens, no comma to fall back to
+    counts = vector_counts(tmp_path, (words + " tenvec",))
+    assert prompt_token_counts(words + " tenvec", counts) == [70, 10]  # as A1111: not 75 + 5
+    _, _, recorder = encode(pipe, words + " tenvec", "", tmp_path, record=True)
+    assert torch.equal(recorder.seen[0][1][1:11], emb)  # the second chunk, after its start token
+    save_file({"emb_params": vectors(76, 15)}, tmp_path / "huge.safetensors")
+    with pytest.raises(EmbeddingError, match="76 vectors, more than the 75"):
+        find_embeddings(tmp_path, ("huge",), _widths(pipe))
+
+
 def test_token_matching_prefers_the_longest_name():
     tokenize = lambda texts: [[ord(c) for c in text.replace(" ", "")] for text in texts]  # noqa: E731
     matcher = TokenMatcher({"ab": 1, "abc": 2}, tokenize)
