@@ -82,3 +82,20 @@ def test_several_addresses_make_one_backend_over_all_of_them(multi):
         backend.shutdown()
     line = probe(",".join(urls))
     assert all(f"{url}: ComfyUI 0.3.64" in line for url in urls), line
+
+
+def test_upscale_jobs_go_through_the_routing_wrappers(multi):
+    from PIL import Image
+
+    from sdstudio.engine.backend import LANCZOS, Upscale
+    from sdstudio.engine.comfy.routing import SwitchableBackend
+    from sdstudio.engine.events import JobKind
+    from sdstudio.engine.request import ImageData
+
+    order = Upscale(ImageData.from_pil(Image.new("RGB", (40, 24), (9, 99, 199))), 2.0, LANCZOS, request(), "a fig")
+    for backend in (multi, SwitchableBackend(multi)):
+        events: list = []
+        job = backend.upscale(order, events.append)
+        assert job.wait(TIMEOUT) and job.kind is JobKind.UPSCALE and job.state is JobState.DONE
+        (result,) = events[-1].results
+        assert result.image.size == (80, 48) and result.infotext.endswith("Postprocess upscaler: Lanczos")
