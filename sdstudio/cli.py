@@ -258,7 +258,7 @@ def _save_batch(batch: BatchDone, out: Path) -> int:
     for result in batch.results:
         path = out / f"{number:05d}-{result.seed}.png"
         try:
-            written = write_new(path, png_writer(result.image, result.infotext, params.image_json(result.request, result.model, result.networks)))
+            written = write_new(path, png_writer(result.image, result.infotext, params.result_json(result)))
         except OSError as exc:
             print(f"sdstudio generate: error: cannot write {path}: {exc}", file=sys.stderr)
             return 1

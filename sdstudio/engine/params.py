@@ -83,6 +83,12 @@ def image_json(
     }
 
 
+def result_json(result: ResultImage) -> dict[str, Any]:
+    """The JSON chunk of a result, with everything it carries: every writer of a result's
+    file (history, CLI, Save as…) uses this one."""
+    return image_json(result.request, result.model, result.networks)
+
+
 def networks_from_json(data: object) -> list[UsedNetwork]:
     """The add-on files an image's JSON chunk records (entries that do not read are skipped)."""
     entries = data.get(NETWORKS_KEY) if isinstance(data, dict) else None

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sdstudio.engine.params import image_json
+from sdstudio.engine.params import result_json
 from sdstudio.engine.pngmeta import png_writer
 from sdstudio.engine.request import Mode
 from sdstudio.fileio import write_new
@@ -145,11 +145,11 @@ class HistoryStore:
         mask_file: str | None = None,
     ) -> HistoryImage:
         """Save one image: the PNG (atomic), its thumbnail, then its row. Its JSON chunk is the
-        request that made it (`params.image_json`) plus the history's links. Raises
+        request that made it (`params.result_json`) plus the history's links. Raises
         HistoryError (kind DISK) when the disk refuses; nothing saved before is touched."""
         created = time.time()
         image, parameters, seed = result.image, result.infotext, result.seed
-        settings = image_json(result.request, result.model, result.networks)
+        settings = result_json(result)
         settings[HISTORY_KEY] = {
             k: v
             for k, v in {

@@ -318,11 +318,11 @@ def _write_png(shown: Shown, path: Path) -> None:
             shutil.copyfile(shown.path, path)
         return
     if shown.result is not None:
-        from sdstudio.engine.params import image_json
+        from sdstudio.engine.params import result_json
         from sdstudio.engine.pngmeta import save_png
 
         result = shown.result
-        save_png(result.image, path, result.infotext, image_json(result.request, result.model))
+        save_png(result.image, path, result.infotext, result_json(result))
         return
     if not shown.image.save(str(path), "PNG"):
         raise OSError("the image could not be written")

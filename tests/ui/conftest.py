@@ -31,9 +31,10 @@ def studio(qtbot, tmp_path):
     window.history.close()
 
 
-def finish_job(window, colours=((200, 10, 10),), seeds=(4,), size=(64, 64), prompt="a red square") -> GenerationRequest:
+def finish_job(window, colours=((200, 10, 10),), seeds=(4,), size=(64, 64), prompt="a red square",
+               networks=()) -> GenerationRequest:
     """Pretend the engine finished a job: the window shows it and the history saves it."""
     request = GenerationRequest.create(prompt=prompt, width=size[0], height=size[1])
     images = tuple(Image.new("RGB", size, colour) for colour in colours)
-    window.controller.job_finished.emit(finished(request, images, seeds))
+    window.controller.job_finished.emit(finished(request, images, seeds, networks=networks))
     return request

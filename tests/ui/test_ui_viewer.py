@@ -12,6 +12,8 @@ from PySide6.QtGui import QGuiApplication, QImage, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from sdstudio.engine.events import UsedNetwork
+from sdstudio.engine.params import networks_from_json
 from sdstudio.engine.pngmeta import read_png_text
 from sdstudio.engine.request import GenerationRequest, Inputs, Mode
 from sdstudio.ui.queue_view import init_icon
@@ -74,7 +76,8 @@ def test_each_result_shows_its_seed_and_left_right_step_through_the_batch(studio
 
 
 def test_the_pictures_menu(qtbot, studio, tmp_path):
-    finish_job(studio, seeds=(1234,))
+    film_grain = UsedNetwork("lora", "film_grain", "0123456789ab", 0.8)
+    finish_job(studio, seeds=(1234,), prompt="a red square <lora:film_grain:0.8>", networks=(film_grain,))
     results = studio.results
     texts = [a.text() for a in results.context_menu().actions() if not a.isSeparator()]
     assert texts[:6] == ["Save as…", "Copy image", "Copy parameters", "Use seed", "Send to img2img", "Send to canvas / inpaint"]
@@ -82,6 +85,7 @@ def test_the_pictures_menu(qtbot, studio, tmp_path):
     saved = results.save_as(str(tmp_path / "mine"))
     parameters, data = read_png_text(saved)
     assert saved.suffix == ".png" and "Seed: 1234" in parameters and data is not None
+    assert networks_from_json(data) == [film_grain]  # the JSON chunk names the LoRA, as the history's does
 
     results.actions_by_name["copy_parameters"].trigger()
     assert QGuiApplication.clipboard().text() == parameters
