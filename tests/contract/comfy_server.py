@@ -85,8 +85,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int | None = None) -> Server:
-    """A new server on `port` (default: a free one); the caller stops it."""
+def start_server(port: int | None = None, cpu: int | None = None) -> Server:
+    """A new server on `port` (default: a free one), pinned to core `cpu` when given (the
+    benchmark's stand-in for a machine of its own); the caller stops it."""
     root = install()
     work = Path(tempfile.mkdtemp(prefix="sdstudio-comfy-"))
     port = port or free_port()
@@ -98,6 +99,8 @@ def start_server(port: int | None = None) -> Server:
         "--preview-method", "latent2rgb", "--disable-auto-launch", "--database-url", "sqlite:///:memory:",
         *[arg for name, path in dirs.items() for arg in (f"--{name}-directory", str(path))],
     ]
+    if cpu is not None:
+        command = ["taskset", "-c", str(cpu), *command]
     log = work / "server.log"
     env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.monotonic()
