@@ -27,13 +27,17 @@ class HasRequest(Protocol):
     def request(self) -> GenerationRequest | None: ...
 
 
+def snippet(request: GenerationRequest, limit: int = 40) -> str:
+    """The start of the job's prompt, on one line."""
+    prompt = " ".join(request.prompt.prompt.split()) or "(empty prompt)"
+    return prompt if len(prompt) <= limit else prompt[: limit - 1] + "…"
+
+
 def describe(job: HasRequest) -> str:
     """A one-line summary of a generation job for a menu."""
     request = job.request
     assert request is not None
-    prompt = " ".join(request.prompt.prompt.split()) or "(empty prompt)"
-    if len(prompt) > 40:
-        prompt = prompt[:39] + "…"
+    prompt = snippet(request)
     extent, sampling = request.extent, request.sampling
     size = f"{extent.width}×{extent.height}" if extent.width and extent.height else "model size"
     seed = "random seed" if sampling.seed < 0 else f"seed {sampling.seed}"
@@ -50,7 +54,8 @@ def server_line(state: ServerState) -> str:
     elif state.running.request is None:
         work = f"busy: loading {state.running.model_ref.name}"
     else:
-        work = f"busy: {describe(state.running)}"
+        request = state.running.request
+        work = f"busy: {snippet(request, 24)}, seed {request.sampling.seed}"
     queues = [f"{state.waiting} waiting"] if state.waiting else []
     if state.server_queue is not None:
         queues.append(f"server queue {state.server_queue}")
