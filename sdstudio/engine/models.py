@@ -116,7 +116,7 @@ class LoadedModel:
         VAE again (None: the very object it came with, so results match bitwise)."""
         vae = self.own_vae if vae is None else vae
         if vae is not self.own_vae and self.offload == "none":
-            vae.to(self.device, self.dtype)
+            vae.to(self.device)  # already in the model's dtype (vaes.load_vae)
         for pipe in {id(p): p for p in (self.base, *self._pipelines.values())}.values():
             pipe.vae = vae
             if self.offload != "none":  # the hooks were made for the old module

@@ -25,7 +25,6 @@ MODEL_INFO_KEY = "model_info"
 NETWORKS_KEY = "networks"  # the add-on files used: [{kind, name, hash, weight}, ...]
 # A1111's keys listing add-on files as "name: hash, name: hash", by networks.NetworkKind value.
 HASH_LIST_KEYS = {"lora": "Lora hashes", "embedding": "TI hashes"}
-VAE_KEYS = ("VAE hash", "VAE")
 
 
 def infotext_pairs(
@@ -44,7 +43,7 @@ def infotext_pairs(
     pairs["Model"] = model.name if model else request.model.name
     for used in networks:
         if used.kind == "vae":
-            pairs |= dict(zip(VAE_KEYS, (used.hash, used.name), strict=True))
+            pairs |= {"VAE hash": used.hash, "VAE": used.name} if used.hash else {"VAE": used.name}
     if model is not None:
         pairs["Precision"] = model.dtype
     for kind, key in HASH_LIST_KEYS.items():

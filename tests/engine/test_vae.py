@@ -36,6 +36,7 @@ def vae_folder(tiny_sd1, tmp_path_factory):
     save_file(ldm, folder / "other.safetensors")
     save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, folder / "other-diffusers.safetensors")
     torch.save(ldm, folder / "other-pickle.pt")
+    vae.save_pretrained(folder.parent / f"{folder.name}-diffusers-folder")
     save_file({"emb_params": torch.zeros(1, 32)}, folder / "not-a-vae.safetensors")
     half = {k: v for k, v in ldm.items() if k.startswith("decoder.")}
     save_file(half, folder / "decoder-only.safetensors")
@@ -92,10 +93,14 @@ def test_every_layout_of_the_same_weights_decodes_alike(engine, tiny_sd1, vae_fo
     ldm = run(engine, tiny_sd1, "other")
     diffusers_keys = run(engine, tiny_sd1, "other-diffusers.safetensors")
     by_path = run(engine, tiny_sd1, str(vae_folder / "other-pickle.pt"), allow_pickle=True)
-    for result in (ldm, diffusers_keys, by_path):
+    diffusers_folder = run(engine, tiny_sd1, str(vae_folder.parent / f"{vae_folder.name}-diffusers-folder"))
+    for result in (ldm, diffusers_keys, by_path, diffusers_folder):
         assert isinstance(result, Finished), result
-    assert np.array_equal(pixels(ldm), pixels(diffusers_keys))
-    assert np.array_equal(pixels(ldm), pixels(by_path))
+    for result in (diffusers_keys, by_path, diffusers_folder):
+        assert np.array_equal(pixels(ldm), pixels(result))
+    # A folder has no A1111 hash: the text names it without one.
+    params = parse_infotext(diffusers_folder.results[0].infotext).params
+    assert params["VAE"] == f"{vae_folder.name}-diffusers-folder" and "VAE hash" not in params
 
 
 @pytest.mark.parametrize(("vae", "ref", "words"), [
