@@ -139,7 +139,9 @@ def test_sdxl_txt2img(engine, tiny_sdxl):
     assert_well_ordered(events)
     assert finished(events).images[0].size == (64, 64)
     assert engine.model_info.family == "sdxl"
-    assert sum(isinstance(e, Step) and e.preview is not None for e in events) == 2
+    # The first step always decodes; later ones only within the decoder's time budget, which
+    # a loaded machine may not leave (preview.DecoderPreview).
+    assert next(e for e in events if isinstance(e, Step)).preview is not None
 
 
 # ---- step totals -----------------------------------------------------------------------------
