@@ -12,17 +12,22 @@ from PySide6.QtCore import QTimer
 
 from sdstudio.app import open_studio
 from sdstudio.engine.backend import builtin_model_available
+from sdstudio.settings import Settings, SettingsStore
 
 
 class StudioShots:
     """One studio window under a screenshot script's control."""
 
-    def __init__(self, outdir: Path, prefix: str, tiny_size: int = 128) -> None:
+    def __init__(self, outdir: Path, prefix: str, tiny_size: int = 128, server: str = "", model: str = "") -> None:
+        """`server` and `model`: start on that ComfyUI server with that checkpoint of it."""
         outdir.mkdir(parents=True, exist_ok=True)
         self.outdir, self.prefix = outdir, prefix
         self.work = Path(tempfile.mkdtemp(prefix="sdstudio-shots-"))
-        self.builtin = builtin_model_available()
-        if self.builtin:
+        self.builtin = builtin_model_available() and not server
+        if server:
+            SettingsStore(self.work / "settings.json").save(Settings(server=server, model=model))
+            self.size = tiny_size
+        elif self.builtin:
             model, self.size = "builtin", 128
         else:
             from tools.tiny_models import save_tiny_model
@@ -44,6 +49,14 @@ class StudioShots:
     def save(self, name: str) -> None:
         path = self.outdir / f"{self.prefix}_{name}.png"
         self.window.grab().save(str(path))
+        self.paths.append(str(path))
+
+    def save_screen(self, name: str) -> None:
+        """Save the screen where the window is, so popups (menus, completions) show too."""
+        path = self.outdir / f"{self.prefix}_{name}.png"
+        geometry = self.window.frameGeometry()
+        picture = self.window.screen().grabWindow(0, geometry.x(), geometry.y(), geometry.width(), geometry.height())
+        picture.save(str(path))
         self.paths.append(str(path))
 
     def quit_after(self, ms: int, name: str | None = None) -> None:
