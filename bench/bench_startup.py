@@ -7,8 +7,10 @@ far less than wall time (the load average is printed with the figures):
   model ready   process start -> the engine's ModelLoaded event      (goal < 4 s)
   first image   process start -> Finished, one 128x128 image          (goal < 5 s)
   CLI           `sdstudio generate` 128x128, from start to exit with the PNG written
-and a second floor, diffusers' own: a process that only imports StableDiffusionPipeline
-(by its module path) and loads the built-in model with it; what the engine adds is the rest.
+and two more floors: the text encoder's library alone (transformers' CLIP module, which pulls in
+torch._dynamo, torch.distributed and scipy through transformers' core), and diffusers' own: a
+process that only imports StableDiffusionPipeline (by its module path) and loads the built-in
+model with it; what the engine adds is the rest.
 Then where the time goes: one more process under `python -X importtime`, its import time
 summed by top-level package (importtime's own overhead inflates these; read them as shares).
 
@@ -33,6 +35,7 @@ REPEATS = 3
 TIMEOUT_S = 600  # a process that hangs (a dead engine worker) fails the bench instead of stalling it
 GOALS = {"model ready": 4.0, "first image": 5.0}
 PROMPT = "a red circle on a blue background"
+CLIP_FLOOR = "import transformers.models.clip.modeling_clip"
 PIPELINE_FLOOR = """
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
 from sdstudio.resources import builtin_model_dir
@@ -113,6 +116,7 @@ def _import_shares() -> list[tuple[str, float]]:
 
 def main() -> None:
     torch_s, torch_cpu = _median([_process_seconds([sys.executable, "-c", "import torch"]) for _ in range(REPEATS)])
+    clip_s, clip_cpu = _median([_process_seconds([sys.executable, "-c", CLIP_FLOOR]) for _ in range(REPEATS)])
     floor_s, floor_cpu = _median([_process_seconds([sys.executable, "-c", PIPELINE_FLOOR]) for _ in range(REPEATS)])
     runs = [_engine_stamps() for _ in range(REPEATS)]
     with tempfile.TemporaryDirectory() as out:
@@ -123,6 +127,7 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"median of {REPEATS} fresh processes from process start; {os.cpu_count()} CPU cores, load average {load}")
     print(f"  python -c 'import torch'      {torch_s:6.2f} s wall {torch_cpu:6.2f} s CPU   (the floor)")
+    print(f"  import the CLIP text encoder  {clip_s:6.2f} s wall {clip_cpu:6.2f} s CPU   (transformers' module alone)")
     print(f"  diffusers: import + load      {floor_s:6.2f} s wall {floor_cpu:6.2f} s CPU   (StableDiffusionPipeline alone)")
     for name, goal in GOALS.items():
         seconds, cpu = _median([run[name] for run in runs])
