@@ -136,6 +136,8 @@ def not_found_message(kind: NetworkKind, name: str, known: list[str], where: str
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     if close:
         hint = "did you mean " + ", ".join(close) + "?"
+    elif 0 < len(known) <= 10:
+        hint = "there are " + ", ".join(known) + "."
     elif known:
         hint = f"{len(known)} {label}s are there."
     else:

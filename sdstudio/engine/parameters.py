@@ -197,10 +197,13 @@ UPSCALER_MODEL_SUFFIXES = (".safetensors", ".pth")
 
 
 def is_upscaler_model_name(value: object) -> bool:
-    """Whether `value` reads as an upscaler model's file name (no folder: the engine looks it up)."""
+    """Whether `value` can name an upscaler model: its file name or its name without the
+    extension, as A1111's text writes it ("4x-UltraSharp"), never a path (the engine looks it
+    up in its upscaler folder and names close matches when it is not there)."""
     return (
         isinstance(value, str)
-        and value.lower().endswith(UPSCALER_MODEL_SUFFIXES)
+        and 0 < len(value) <= 255
+        and value.strip() == value
         and not value.startswith(".")
         and "/" not in value
         and "\\" not in value
@@ -209,7 +212,7 @@ def is_upscaler_model_name(value: object) -> bool:
 
 def upscaler_label(name: str) -> str:
     """An upscaler as A1111's text names it: a model file without its extension."""
-    return name.rsplit(".", 1)[0] if is_upscaler_model_name(name) else name
+    return name.rsplit(".", 1)[0] if name.lower().endswith(UPSCALER_MODEL_SUFFIXES) else name
 
 
 def _area(pairs: Mapping[str, str]) -> bool | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sdstudio.engine.networks import NetworkFolders, NetworkKind
+from sdstudio.engine.networks import NetworkFolders, NetworkKind, NetworkNotFound, find_network
 from sdstudio.engine.parameters import UPSCALER_MODEL_SUFFIXES
 
 if TYPE_CHECKING:
@@ -49,14 +49,16 @@ def list_upscalers(folder: Path | None = None, allow_pickle: bool = False) -> li
 
 
 def find_upscaler(name: str, folder: Path | None = None) -> Path:
-    """The file of the model called `name`: a file name in `folder` (default:
-    `upscaler_folder()`), else a path to a file."""
+    """The file of the model called `name`: its file name or its name without the extension
+    in `folder` (default: `upscaler_folder()`) and below, else a path to a file."""
     folder = folder or upscaler_folder()
-    for path in (folder / name, Path(name).expanduser()):
+    try:
+        return find_network(NetworkKind.UPSCALER, name, folder, allow_pickle=True).path
+    except NetworkNotFound as missing:
+        path = Path(name).expanduser()
         if path.is_file():
             return path
-    installed = ", ".join(list_upscalers(folder, allow_pickle=True)) or "none"
-    raise UpscalerError(f"No upscaler model {name!r} in {folder} (installed: {installed}).")
+        raise UpscalerError(str(missing)) from missing
 
 
 @dataclass

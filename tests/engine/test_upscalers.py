@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from sdstudio.engine.backend import Upscale
 from sdstudio.engine.events import Cancelled, ErrorKind, Failed, Finished, JobState, Started, Step
 from sdstudio.engine.parameters import BY_NAME, check
+from sdstudio.engine.params import fields_from_infotext
 from sdstudio.engine.pngmeta import read_png_text, save_png
 from sdstudio.engine.request import GenerationRequest, ImageData, Inputs, ModelRef
 from sdstudio.engine.upscalers import (
@@ -111,7 +112,7 @@ def test_folder_listing_and_missing_model(tmp_path):
     save_model(tmp_path, "a.safetensors", _compact(2))
     (tmp_path / "notes.txt").write_text("not a model")
     assert list_upscalers(tmp_path) == ["a.safetensors", "b.safetensors"]
-    with pytest.raises(UpscalerError, match=r"No upscaler model 'c.safetensors'.*a.safetensors, b.safetensors"):
+    with pytest.raises(UpscalerError, match=r"No upscaler model called 'c.safetensors'.*there are a, b\."):
         load_upscaler("c.safetensors", folder=tmp_path)
 
 
@@ -142,11 +143,12 @@ class _Counting:
         return self._inner(x)
 
 
-def test_the_hires_upscaler_takes_model_file_names_only():
+def test_the_hires_upscaler_takes_model_names_never_paths():
     param = BY_NAME["hires_upscaler"]
     assert param.problem("4x-Sharp.safetensors") is None
     assert param.problem("old.pth") is None
-    for bad in ("../4x.safetensors", "a/b.safetensors", "Bicubic", ".safetensors"):
+    assert param.problem("4x-UltraSharp") is None  # as A1111's text names it
+    for bad in ("../4x.safetensors", "a/b.safetensors", "a\\b", ".safetensors", "", " x", "x" * 300):
         assert param.problem(bad), bad
     assert check({"mode": "txt2img", "hires_upscaler": "x.safetensors"}) == []
 
@@ -179,6 +181,10 @@ def test_an_upscaler_model_is_the_hires_upscaler(engine, tiny_sd1, tmp_path, mon
     assert result.image.size == (128, 128)
     assert "Hires upscaler: 2x-tiny," in result.infotext  # as A1111 names it: no extension
     assert result.request.hires.hires_upscaler == "2x-tiny.safetensors"  # the JSON keeps the file
+    # A1111's text names the model without its extension; reading it back finds the same file.
+    assert fields_from_infotext(result.infotext)["hires_upscaler"] == "2x-tiny"
+    again = _hires(engine, tiny_sd1, "2x-tiny")[-1]
+    assert isinstance(again, Finished) and np.array_equal(np.asarray(again.results[0].image), np.asarray(result.image))
 
 
 def test_a_missing_hires_upscaler_model_fails_the_job_before_drawing(engine, tiny_sd1, tmp_path, monkeypatch):
