@@ -9,6 +9,7 @@ listener fails its own job only. A new backend adds its factory to `BACKENDS`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +246,25 @@ def test_cancel_a_pending_job_leaves_the_running_one_alone(subject):
     assert jobs["first"].wait(TIMEOUT) and jobs["second"].wait(TIMEOUT)
     assert [type(e) for e in second] == [Cancelled] and jobs["second"].state is JobState.CANCELLED
     assert isinstance(first[-1], Finished) and jobs["first"].state is JobState.DONE
+
+
+def test_server_states_name_the_running_job_and_count_the_waiting_ones(subject):
+    backend, seen, jobs = subject.backend, [], {}
+
+    def on_first(event):
+        if isinstance(event, Step) and not seen:
+            seen.extend(backend.server_states())
+
+    jobs["first"] = backend.submit(make(subject, steps=3), on_first)
+    jobs["second"] = backend.submit(make(subject, steps=1), lambda event: None)
+    assert jobs["first"].wait(TIMEOUT) and jobs["second"].wait(TIMEOUT)
+    [state] = seen
+    assert state.connected and state.running is jobs["first"] and state.waiting == 1
+    deadline = time.monotonic() + 5  # the worker lets go of the job just after its last event
+    while backend.server_states()[0].running is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [idle] = backend.server_states()
+    assert idle.connected and idle.running is None and idle.waiting == 0
 
 
 def test_cancel_all_pending_and_submission_order(subject):
