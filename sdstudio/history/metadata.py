@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sdstudio.engine.infotext import parse_infotext
-from sdstudio.engine.params import fields_from_infotext
+from sdstudio.engine.params import fields_from_infotext, networks_from_infotext, networks_from_json
 from sdstudio.engine.pngmeta import read_png_text
 from sdstudio.engine.request import GenerationRequest
 from sdstudio.history.layout import IMAGES_DIR, INPUTS_DIR, contained_name
@@ -67,16 +67,17 @@ def request_fields(
     parameters: str | None, settings: dict[str, Any] | None
 ) -> dict[str, Any] | None:
     """Flat parameter fields to reuse an image (plus "model", the ModelRef, when the app's
-    JSON names it); None when it carries no parameters."""
+    JSON names it, and "networks", the add-on files it used); None when it carries no
+    parameters."""
     if settings and "prompt" in settings:  # a request of any version names its prompt
         try:
             request = GenerationRequest.from_json(settings)
         except ValueError:
             request = None
         if request is not None:
-            return request.fields() | {"model": request.model}
+            return request.fields() | {"model": request.model, "networks": networks_from_json(settings)}
     if parameters:
-        return fields_from_infotext(parameters)
+        return fields_from_infotext(parameters) | {"networks": networks_from_infotext(parameters)}
     return None
 
 

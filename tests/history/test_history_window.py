@@ -187,3 +187,24 @@ def test_reusing_an_img2img_image_restores_its_init_image(qtbot, window, panel):
     assert (fields["mode"], fields["strength"]) == (Mode.IMG2IMG, 0.4)
     restored, _mask = window._image_provider()
     assert restored.size == (128, 96) and restored.getpixel((5, 5)) == (10, 200, 30)
+
+
+def test_reusing_an_image_whose_lora_is_gone_says_which_file_is_missing(tmp_path, window, panel):
+    from PIL.PngImagePlugin import PngInfo
+
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    window.settings.folders = {"loras": str(loras)}
+    info = PngInfo()
+    info.add_text("parameters", 'a castle <lora:film_grain:0.7>\nSteps: 17, Sampler: Euler, Seed: 99, Size: 64x80, '
+                                'Lora hashes: "film_grain: 0123456789ab"')
+    Image.new("RGB", (64, 80)).save(tmp_path / "a1111.png", pnginfo=info)
+    (loras / "film_grain_v2.safetensors").write_bytes(b"x")
+    _drop(window.prompt_panel.prompt, tmp_path / "a1111.png")
+    assert window.request_fields()["prompt"] == "a castle <lora:film_grain:0.7>"  # the tag re-applies it
+    problem = window.banner.problems()[-1]
+    assert "No LoRA called 'film_grain'" in problem.message and "film_grain_v2" in problem.message
+
+    (loras / "film_grain.safetensors").write_bytes(b"x")
+    _drop(window.prompt_panel.prompt, tmp_path / "a1111.png")
+    assert not any("No LoRA" in p.message for p in window.banner.problems())  # its banner went with its cause
