@@ -48,8 +48,9 @@ def backend():
     backend.shutdown()
 
 
-def image(backend: ComfyBackend, prompt: str) -> np.ndarray:
-    request = GenerationRequest.create(model=ModelRef(CHECKPOINT), prompt=prompt, steps=3, width=64, height=64, seed=5)
+def image(backend: ComfyBackend, prompt: str, negative: str = "") -> np.ndarray:
+    request = GenerationRequest.create(model=ModelRef(CHECKPOINT), prompt=prompt, negative_prompt=negative, steps=3,
+                                       width=64, height=64, seed=5)
     events: list = []
     assert backend.submit(request, events.append).wait(TIMEOUT)
     assert isinstance(events[-1], Finished), events[-1]
@@ -63,8 +64,9 @@ def test_a_lora_tag_changes_the_image_and_weight_zero_changes_nothing(backend):
     assert np.array_equal(image(backend, f"a fig <lora:{LORA}:0>"), plain)
     with_lora = image(backend, f"a fig <lora:{LORA}:1>")
     assert np.abs(with_lora - plain).mean() > 2
-    # The file name with its extension names the same LoRA.
+    # The file name with its extension names the same LoRA; a tag in the negative prompt counts too.
     assert np.array_equal(image(backend, f"<lora:{LORA}.safetensors:1> a fig"), with_lora)
+    assert np.array_equal(image(backend, "a fig", negative=f"<lora:{LORA}:1>"), with_lora)
 
 
 def test_an_unknown_lora_fails_naming_the_server_the_lora_and_close_matches(backend):

@@ -373,10 +373,12 @@ class ComfyBackend:
         emit(Finished(tuple(results)))
 
     def _loras(self, request: GenerationRequest) -> tuple[list[Lora], list[str]]:
-        """The server's LoRA files the positive prompt's `<lora:name:weight>` tags name, and a
-        notice per other tag (hypernetworks and the like run nowhere here). A name the server
-        lacks, even after a fresh look, fails the job naming the server and close matches."""
-        tags = parse_tags(request.prompt.prompt)
+        """The server's LoRA files the prompts' `<lora:name:weight>` tags name (both prompts, as
+        A1111 and the local engine read them), and a notice per other tag (hypernetworks and the
+        like run nowhere here). A name the server lacks, even after a fresh look, fails the job
+        naming the server and close matches."""
+        prompt = request.prompt
+        tags = [tag for text in (prompt.prompt, prompt.negative_prompt) for tag in parse_tags(text)]
         loras = []
         for tag in (t for t in tags if t.kind == "lora"):
             for refresh in (False, True):  # a LoRA copied in since the last look counts
