@@ -56,6 +56,8 @@ class Capabilities:
     upscalers: tuple[str, ...] = ()
     # LoRA files a prompt's `<lora:name:weight>` tags may name (as the backend lists them).
     loras: tuple[str, ...] = ()
+    # Embeddings a prompt may name by their bare names (textual inversion, as A1111 reads them).
+    embeddings: tuple[str, ...] = ()
 
 
 # The upscaler every backend has; the others are model files (`Capabilities.upscalers`).

@@ -145,6 +145,13 @@ def not_found_message(kind: NetworkKind, name: str, known: list[str], where: str
     return f"No {label} called {name!r} in {where}; {hint}"
 
 
+def listed_name(listed: str) -> str:
+    """What a person calls a file a server lists: its name without folders and extension, as
+    A1111 finds `<lora:ink:1>` for `styles/ink.safetensors`."""
+    base = listed.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if "." in base else base
+
+
 def _stem(path: Path) -> str:
     name = path.name
     lower = name.lower()

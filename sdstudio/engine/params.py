@@ -48,7 +48,8 @@ def infotext_pairs(
         pairs["Precision"] = model.dtype
     for kind, key in HASH_LIST_KEYS.items():
         # A1111 drops ":" and "," from the names, which would end the list's items.
-        listed = [f"{n.name.replace(':', '').replace(',', '')}: {n.hash}" for n in networks if n.kind == kind]
+        # A file a server keeps has no hash here: it is recorded in the JSON chunk only.
+        listed = [f"{n.name.replace(':', '').replace(',', '')}: {n.hash}" for n in networks if n.kind == kind and n.hash]
         if listed:
             pairs[key] = ", ".join(listed)
     # The app's own keys (the mode) come after A1111's, as extensions' keys do.

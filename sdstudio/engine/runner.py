@@ -156,6 +156,7 @@ class Engine:
             features=frozenset(Feature),
             upscalers=tuple(list_upscalers(folders.upscalers)),
             loras=tuple(f.name for f in list_networks(NetworkKind.LORA, folders.loras)),
+            embeddings=tuple(f.name for f in list_networks(NetworkKind.EMBEDDING, folders.embeddings)),
         )
 
     @property

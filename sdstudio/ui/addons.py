@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QKeySequence
 
-from sdstudio.engine.networks import NetworkFile, NetworkFolders, NetworkKind, list_networks
+from sdstudio.engine.networks import (
+    NetworkFile,
+    NetworkFolders,
+    NetworkKind,
+    list_networks,
+    listed_name,
+)
 from sdstudio.ui.errors import Level
 from sdstudio.ui.networks_panel import NetworksPanel
 from sdstudio.ui.vae_menu import VaeMenu
@@ -86,10 +92,11 @@ class Addons(QObject):
             folder = self.folders().folder(kind)
             return list_networks(kind, folder), str(folder)
         controller = self.window.controller
-        if kind is not NetworkKind.LORA or not controller.backend_started:
+        if kind not in (NetworkKind.LORA, NetworkKind.EMBEDDING) or not controller.backend_started:
             return [], f"{server} (not listed)" if controller.backend_started else f"{server} (not connected yet)"
-        names = controller.jobs.backend.capabilities().loras
-        return [NetworkFile(kind, name, Path(name)) for name in names], server
+        capabilities = controller.jobs.backend.capabilities()
+        names = capabilities.loras if kind is NetworkKind.LORA else capabilities.embeddings
+        return [NetworkFile(kind, listed_name(name), Path(name)) for name in names], server
 
     def _list_vaes(self) -> tuple[list[str], str]:
         if self.window.settings.server:

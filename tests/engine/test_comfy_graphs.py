@@ -10,11 +10,13 @@ from sdstudio.engine.comfy.graphs import (
     Lora,
     Uploaded,
     batch_graph,
+    comfy_text,
     find_listed,
     sampler_plan,
     server_samplers,
     server_upscalers,
     upscale_graph,
+    used_embeddings,
 )
 from sdstudio.engine.request import GenerationRequest, Mode
 
@@ -64,6 +66,19 @@ def test_loras_chain_after_the_checkpoint_and_their_tags_leave_the_text():
     assert graph["pos"]["inputs"] == {"text": "a fig ", "clip": ["lora1", 1]}
     assert graph["neg"]["inputs"]["text"] == " blur"
     assert graph["sample0"]["inputs"]["model"] == ["lora1", 0]
+
+
+def test_embeddings_are_named_as_comfyui_names_them():
+    names = ["bad_hands", "bad_hands_v2", "easy-negative"]
+    assert comfy_text("bad_hands, (easy-negative:1.2), bad_hands_v2 <lora:x:1>", names) == (
+        "embedding:bad_hands, (embedding:easy-negative:1.2), embedding:bad_hands_v2 ")
+    # Words that merely contain a name, and names already in ComfyUI's syntax, stay as written.
+    assert comfy_text("bad_handsome embedding:bad_hands my.bad_hands", names) == "bad_handsome embedding:bad_hands my.bad_hands"
+    assert comfy_text("bad_hands", []) == "bad_hands"
+    assert used_embeddings(["a easy-negative", "bad_hands, easy-negative"], names) == ["easy-negative", "bad_hands"]
+    request = GenerationRequest.create(prompt="a fig", negative_prompt="bad_hands", cfg_scale=7.0)
+    graph = batch_graph(request, "m", [1], (64, 64), Uploaded(), embeddings=names).graph
+    assert graph["neg"]["inputs"]["text"] == "embedding:bad_hands"
 
 
 def test_a_server_file_is_found_with_or_without_folders_and_extension():

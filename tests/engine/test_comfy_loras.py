@@ -1,5 +1,5 @@
-"""LoRAs on a ComfyUI server: `<lora:name:weight>` tags become LoraLoaders of the server's own
-files (a real server with a kohya-format LoRA of random weights written into its loras folder)."""
+"""LoRAs and embeddings on a ComfyUI server: `<lora:name:weight>` tags become LoraLoaders of the server's own
+files, embeddings named by their bare names (a real server with a random kohya-format LoRA and A1111 embedding in its folders)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,45 @@ def test_an_unknown_lora_fails_naming_the_server_the_lora_and_close_matches(back
     assert isinstance(failed, Failed) and failed.error is ErrorKind.BAD_INPUT
     assert backend.url in failed.message and "sdstudio-test-inc" in failed.message
     assert f"did you mean {LORA}" in failed.message
+
+
+EMBEDDING = "sdstudio-test-hands"
+
+
+def write_embedding() -> None:
+    """A two-vector SD1 embedding in A1111's safetensors layout, in the server's embeddings folder."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    path = install() / "models" / "embeddings" / f"{EMBEDDING}.safetensors"
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vectors = torch.randn((2, 768), generator=torch.Generator().manual_seed(1)) * 0.5
+    partial = path.with_suffix(".partial")
+    save_file({"emb_params": vectors}, str(partial))
+    partial.rename(path)
+
+
+def finished_job(backend: ComfyBackend, prompt: str) -> Finished:
+    request = GenerationRequest.create(model=ModelRef(CHECKPOINT), prompt=prompt, steps=3, width=64, height=64, seed=5)
+    events: list = []
+    assert backend.submit(request, events.append).wait(TIMEOUT)
+    assert isinstance(events[-1], Finished), events[-1]
+    return events[-1]
+
+
+@pytest.mark.slow
+def test_an_embedding_named_as_a1111_names_it_runs_on_the_server(backend):
+    write_embedding()
+    backend.check_connection()  # the server lists the new file
+    assert EMBEDDING in backend.capabilities().embeddings
+    by_name = finished_job(backend, f"a fig, {EMBEDDING}")
+    in_comfy_syntax = finished_job(backend, f"a fig, embedding:{EMBEDDING}")
+    as_a_word = finished_job(backend, "a fig, hands")
+    assert np.array_equal(np.asarray(by_name.results[0].image), np.asarray(in_comfy_syntax.results[0].image))
+    assert not np.array_equal(np.asarray(by_name.results[0].image), np.asarray(as_a_word.results[0].image))
+    # What was used is recorded (no hash: the file is the server's), as LoRAs are.
+    assert [(n.kind, n.name) for n in by_name.results[0].networks] == [("embedding", EMBEDDING)]
+    lora_job = finished_job(backend, f"a fig <lora:{LORA}:0.5>")
+    assert [(n.kind, n.name, n.weight) for n in lora_job.results[0].networks] == [("lora", LORA, 0.5)]

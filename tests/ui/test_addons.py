@@ -35,7 +35,8 @@ class RecordingBackend:
         return threading.Event()
 
     def capabilities(self):
-        return Capabilities("fake", ("Euler a",), frozenset({Family.SD1}), frozenset(), loras=("detail_tweaker",))
+        return Capabilities("fake", ("Euler a",), frozenset({Family.SD1}), frozenset(),
+                            loras=("styles/detail_tweaker.safetensors",), embeddings=("bad_hands",))
 
     def cancel_all_pending(self):
         pass
@@ -134,13 +135,16 @@ def test_a_vae_that_fails_to_load_is_forgotten(window, qtbot, tmp_path):
     assert vae_action(window, "From the model").isChecked()
 
 
-def test_on_a_server_the_dock_lists_the_servers_loras(window, qtbot):
+def test_on_a_server_the_dock_lists_the_servers_loras_and_embeddings(window, qtbot):
     window.settings.server = "http://gpu:8188"
     window.controller.jobs  # noqa: B018  # the backend starts (the window does on its first job)
     window.addons.refresh()
     lora_list = window.addons.panel.lists[NetworkKind.LORA]
     qtbot.waitUntil(lambda: lora_list.count() == 1, timeout=5000)
-    assert lora_list.item(0).text() == "detail_tweaker"
+    assert lora_list.item(0).text() == "detail_tweaker"  # as a tag names it: no folder, no extension
+    embedding_list = window.addons.panel.lists[NetworkKind.EMBEDDING]
+    qtbot.waitUntil(lambda: embedding_list.count() == 1, timeout=5000)
+    assert embedding_list.item(0).text() == "bad_hands"
     assert "http://gpu:8188" in window.addons.panel.where.text()
 
 

@@ -41,6 +41,7 @@ from sdstudio.engine.comfy.client import (
     Message,
 )
 from sdstudio.engine.comfy.graphs import (
+    EMBEDDINGS,
     KNOWN_NODES,
     LATENT_METHODS,
     PIXEL_METHODS,
@@ -52,11 +53,12 @@ from sdstudio.engine.comfy.graphs import (
     hires_plan,
     sampler_plan,
     server_checkpoints,
+    server_embeddings,
     server_loras,
     server_samplers,
     server_upscalers,
-    short_name,
     upscale_graph,
+    used_embeddings,
 )
 from sdstudio.engine.events import (
     BatchDone,
@@ -71,6 +73,7 @@ from sdstudio.engine.events import (
     Notice,
     Started,
     Step,
+    UsedNetwork,
 )
 from sdstudio.engine.hires import hires_size
 from sdstudio.engine.images import (
@@ -81,7 +84,7 @@ from sdstudio.engine.images import (
     upscale_input,
 )
 from sdstudio.engine.job_queue import SerialQueue
-from sdstudio.engine.networks import NetworkKind, not_found_message, parse_tags
+from sdstudio.engine.networks import NetworkKind, listed_name, not_found_message, parse_tags
 from sdstudio.engine.parameters import BY_NAME, MAX_SEED, seeds_for
 from sdstudio.engine.params import result_image
 from sdstudio.engine.request import Family, GenerationRequest, ImageData, ModelInfo, ModelRef
@@ -202,6 +205,7 @@ class ComfyBackend:
             features=frozenset({Feature.PREVIEWS, Feature.INPAINT, Feature.ONLY_MASKED}),
             upscalers=tuple(server_upscalers(info)) if info else (),
             loras=tuple(server_loras(info)) if info else (),
+            embeddings=tuple(server_embeddings(info)) if info else (),
         )
 
     @property
@@ -310,7 +314,9 @@ class ComfyBackend:
     def _server_info(self, refresh: bool = False) -> dict[str, Any]:
         with self._info_lock:
             if self._object_info is None or refresh:
-                self._object_info = {node: self._client.object_info(node) for node in KNOWN_NODES}
+                info: dict[str, Any] = {node: self._client.object_info(node) for node in KNOWN_NODES}
+                info[EMBEDDINGS] = self._client.embeddings()
+                self._object_info = info
             return self._object_info
 
     def _generate(self, job: ComfyJob, info: ModelInfo, emit: Callback) -> None:
@@ -343,6 +349,12 @@ class ComfyBackend:
                 )
             steps += hires_steps
         loras, skipped = self._loras(request)
+        embeddings = server_embeddings(self._server_info())
+        prompt = request.prompt
+        networks = (
+            *(UsedNetwork("lora", listed_name(lora.name), "", lora.model_strength) for lora in loras),
+            *(UsedNetwork("embedding", name, "") for name in used_embeddings((prompt.prompt, prompt.negative_prompt), embeddings)),
+        )
         prepared = prepare_inputs(request)
         request = request.replace(width=prepared.width, height=prepared.height)
         extent = request.extent
@@ -359,7 +371,7 @@ class ComfyBackend:
             batch_seeds = seeds[start : start + extent.batch_size]
             graph = batch_graph(
                 request, info.source, batch_seeds, (prepared.width, prepared.height), uploaded, websocket_images, upscale,
-                loras,
+                loras, embeddings,
             )
             images = _PromptRun(self, job, graph, emit, total, start * steps).run()
             batch = []
@@ -367,7 +379,7 @@ class ComfyBackend:
                 image = image.convert("RGB")
                 if prepared.paste_back is not None:
                     image = prepared.paste_back.apply(image)
-                batch.append(result_image(image, request.replace(seed=seed), info))
+                batch.append(result_image(image, request.replace(seed=seed), info, networks))
             emit(BatchDone(tuple(batch)))
             results += batch
         emit(Finished(tuple(results)))
@@ -388,7 +400,7 @@ class ComfyBackend:
                     loras.append(Lora(found, model_strength=tag.unet_weight, clip_strength=tag.weight))
                     break
             else:
-                known = [short_name(n) for n in names]
+                known = [listed_name(n) for n in names]
                 raise InputError(not_found_message(NetworkKind.LORA, tag.name, known, f"the server at {self.url}"))
         skipped = [f"{t.text}: {t.kind} tags do nothing on a ComfyUI server; it was left out." for t in tags if t.kind != "lora"]
         return loras, skipped

@@ -154,6 +154,11 @@ class ComfyClient:
         """The server's description of node class `node` ({} when it lacks the node)."""
         return self._run(self._request("GET", f"/object_info/{node}")).get(node, {})
 
+    def embeddings(self) -> list[str]:
+        """The server's embedding names (file names without extension, as prompts use them)."""
+        answer = self._run(self._request("GET", "/embeddings"))
+        return [name for name in answer if isinstance(name, str)] if isinstance(answer, list) else []
+
     def checkpoint_metadata(self, name: str) -> dict[str, Any]:
         """The `__metadata__` of the checkpoint's safetensors header; {} when it has none (the
         server answers 404 for that, and for a file that is no .safetensors)."""

@@ -10,11 +10,12 @@ Nothing here talks to a server: `server_samplers` reads the server's `/object_in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sdstudio.engine.networks import strip_tags
+from sdstudio.engine.networks import listed_name, strip_tags
 from sdstudio.engine.request import GenerationRequest, Mode
 
 Graph = dict[str, dict[str, Any]]
@@ -106,11 +107,34 @@ def server_upscalers(object_info: Mapping[str, Any]) -> list[str]:
     return _options(object_info, "UpscaleModelLoader", "model_name")
 
 
-def short_name(listed: str) -> str:
-    """What a person calls a server file: its name without folders and extension, as A1111
-    finds `<lora:ink:1>` for `styles/ink.safetensors`."""
-    base = listed.replace("\\", "/").rsplit("/", 1)[-1]
-    return base.rsplit(".", 1)[0] if "." in base else base
+# The server's embedding names live beside its nodes' lists in one cached "server info".
+EMBEDDINGS = "/embeddings"
+
+
+def server_embeddings(info: Mapping[str, Any]) -> list[str]:
+    return list(info.get(EMBEDDINGS, []))
+
+
+def comfy_text(text: str, embeddings: Sequence[str]) -> str:
+    """A prompt as ComfyUI reads it: without extra-network tags (ComfyUI would encode them as
+    words), and each word that is an embedding's name written `embedding:name`, ComfyUI's
+    syntax for what A1111 finds by the bare name. Names already so written stay as they are."""
+    text = strip_tags(text)
+    names = sorted({n for n in embeddings if n}, key=len, reverse=True)
+    if not names:
+        return text
+    word = re.compile(r"(?<![\w:.-])(" + "|".join(map(re.escape, names)) + r")(?![\w.-])")
+    return word.sub(lambda m: "embedding:" + m.group(1), text)
+
+
+def used_embeddings(texts: Sequence[str], embeddings: Sequence[str]) -> list[str]:
+    """The server's embeddings `texts` name, in the order met (as A1111's TI hashes list them)."""
+    found: list[str] = []
+    for text in texts:
+        for match in re.finditer(r"embedding:([^\s,()\[\]]+)", comfy_text(text, embeddings)):
+            if match.group(1) in embeddings and match.group(1) not in found:
+                found.append(match.group(1))
+    return found
 
 
 def find_listed(names: Sequence[str], wanted: str) -> str | None:
@@ -118,7 +142,7 @@ def find_listed(names: Sequence[str], wanted: str) -> str | None:
     extension (exact case first, then any case); None when none matches."""
     for same in (lambda a, b: a == b, lambda a, b: a.lower() == b.lower()):
         for name in names:
-            if same(name, wanted) or same(short_name(name), wanted) or same(name.rsplit(".", 1)[0], wanted):
+            if same(name, wanted) or same(listed_name(name), wanted) or same(name.rsplit(".", 1)[0], wanted):
                 return name
     return None
 
@@ -166,12 +190,14 @@ def batch_graph(
     websocket_output: bool = True,
     hires_size: tuple[int, int] | None = None,
     loras: Sequence[Lora] = (),
+    embeddings: Sequence[str] = (),
 ) -> BatchGraph:
     """The graph of one batch of `request` (model defaults filled in, checked) at `size`, one
     image per seed, with a hires pass to `hires_size` when given. Final images go over the
     websocket (no file on the server) or, without that node, to the server's temp folder for
     `/history` + `/view`. `loras` chain LoraLoaders after the checkpoint; the prompts' own
-    `<lora:…>` tags are left out of the text, since ComfyUI would encode them as words."""
+    `<lora:…>` tags are left out of the text and the server's `embeddings` are named as ComfyUI
+    names them (`comfy_text`)."""
     sampling = request.sampling
     sampler_name, scheduler = SAMPLERS[sampling.sampler]
     clip, vae, model = [CHECKPOINT, 1], [CHECKPOINT, 2], [CHECKPOINT, 0]
@@ -182,7 +208,7 @@ def batch_graph(
             "strength_model": lora.model_strength, "strength_clip": lora.clip_strength}}
         model, clip = [f"lora{k}", 0], [f"lora{k}", 1]
     for node, text in ((POSITIVE, request.prompt.prompt), (NEGATIVE, request.prompt.negative_prompt)):
-        graph[node] = {"class_type": "CLIPTextEncode", "inputs": {"text": strip_tags(text), "clip": clip}}
+        graph[node] = {"class_type": "CLIPTextEncode", "inputs": {"text": comfy_text(text, embeddings), "clip": clip}}
     latent: list[Any] = [LATENT, 0]
     steps, denoise = sampler_plan(request)
     if request.mode is Mode.TXT2IMG:

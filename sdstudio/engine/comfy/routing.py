@@ -172,6 +172,7 @@ class MultiBackend:
             features=frozenset.intersection(*(c.features for c in every)),
             upscalers=on_all("upscalers"),
             loras=on_all("loras"),
+            embeddings=on_all("embeddings"),
         )
 
     @property
