@@ -113,7 +113,7 @@ def fields_from_file(path: str | Path) -> tuple[dict[str, Any] | None, str]:
         return None, f"The parameters in {name} could not be read."
     if fields is None:
         return None, f"{name} has no generation parameters in it (no A1111 or SD Studio metadata)."
-    if not fields.get("prompt") and len(fields) <= 2:
+    if not fields.get("prompt") and len(fields.keys() - {"model", "networks"}) <= 2:
         return None, f"The parameters in {name} could not be read."
     return fields, ""
 

@@ -50,5 +50,6 @@ def file_order(path: Path, scale: float, upscaler: str, source: str | None) -> U
     text, settings = read_png_text(path)
     fields = request_fields(text, settings) or {}
     model = fields.pop("model", None)
+    fields.pop("networks", None)  # the upscale uses none; the request's prompt still names them
     request = GenerationRequest.create(model=model, inputs=Inputs(source=source), **fields)
     return Upscale(ImageData(path.read_bytes()), scale, upscaler, request, text or "")

@@ -328,3 +328,14 @@ def test_history_opens_with_random_hostile_files_and_keeps_the_good_images(files
             assert image.seed is None or -INT64 <= image.seed < INT64
             assert math.isfinite(image.created)
         store.close()
+
+
+def test_a_text_with_no_prompt_and_no_parameters_is_no_parameters(tmp_path):
+    """The add-on list read beside the fields must not make an empty text look like parameters."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "\nNegative prompt: blurry")
+    Image.new("RGB", (8, 8)).save(tmp_path / "empty.png", pnginfo=info)
+    fields, reason = fields_from_file(tmp_path / "empty.png")
+    assert fields is None and "could not be read" in reason
