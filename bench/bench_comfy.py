@@ -3,7 +3,8 @@
 - client overhead per job: wall time from submit to Finished minus the server's own
   execution time (its execution_start -> execution_success messages, as they arrive);
 - preview latency: from a preview frame's arrival on the websocket to its Step event;
-- throughput: jobs per minute for 8 small jobs on one server and on two (goal: >= 1.8x).
+- throughput: jobs per minute for 8 small jobs on one server and on two (goal: >= 1.8x),
+  beside this machine's own ceiling for two cores (the same torch work, no servers).
 Each job has its own seed, so the server's cache never answers for it.
 
 Two servers stand for two machines: each is pinned to a core of its own (`taskset -c N`) with
@@ -100,6 +101,32 @@ def jobs_per_minute(servers: list) -> tuple[float, float, list[float]]:
     return JOBS / elapsed * 60, JOBS / max(used) * 60, [u / elapsed for u in used]
 
 
+# A fixed amount of UNet-like work (3x3 convolutions at 64 channels) for one torch thread.
+_WORK = (
+    "import time, torch; torch.set_num_threads(1); conv = torch.nn.Conv2d(64, 64, 3, padding=1); "
+    "x = torch.randn(1, 64, 64, 64); t = time.perf_counter()\n"
+    "with torch.no_grad():\n    for _ in range(150): x = conv(x).tanh()\n"
+    "print(time.perf_counter() - t)"
+)
+
+
+def hardware_ceiling(cores: list[int]) -> float:
+    """What two pinned cores of this machine give over one for the same CPU-bound torch work,
+    with no server or client involved: the most two servers can give here, since two cores of
+    one VM share caches and memory bandwidth (two machines would not)."""
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def start(core: int) -> subprocess.Popen:
+        return subprocess.Popen(["taskset", "-c", str(core), sys.executable, "-c", _WORK], env=env,
+                                stdout=subprocess.PIPE, text=True)
+
+    alone = min(float(start(cores[0]).communicate()[0]) for _ in range(2))
+    together = min(max(float(p.communicate()[0]) for p in [start(c) for c in cores[:2]]) for _ in range(2))
+    return 2 * alone / together
+
+
 def main() -> None:
     from tests.contract.comfy_server import start_server
 
@@ -133,6 +160,9 @@ def main() -> None:
               f"{', '.join(f'{r[0]:.1f} ({shares(r)})' for r in twos)}; load after: {os.getloadavg()[0]:.2f}")
         print(f"  by the servers' CPU time (a core each to themselves, idle gaps ignored): one {one[1]:.1f}, "
               f"two {two[1]:.1f} jobs/min: {two[1] / one[1]:.2f}x")
+        ceiling = hardware_ceiling(cores)
+        print(f"  this machine's own ceiling: the same torch work on two pinned cores at once does {ceiling:.2f}x "
+              f"one core's; the two servers reach {two[1] / one[1] / ceiling:.0%} of it")
         if min(x for run in (one, two) for x in run[2]) < 0.8:
             print("  note: a server ran less than 80% of the clock time: other work on this machine took its "
                   "core (or it sat idle between jobs), so the clock figures understate what two machines do")
