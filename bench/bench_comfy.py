@@ -105,7 +105,7 @@ def jobs_per_minute(servers: list) -> tuple[float, float, list[float]]:
 _WORK = (
     "import time, torch; torch.set_num_threads(1); conv = torch.nn.Conv2d(64, 64, 3, padding=1); "
     "x = torch.randn(1, 64, 64, 64); t = time.perf_counter()\n"
-    "with torch.no_grad():\n    for _ in range(150): x = conv(x).tanh()\n"
+    "with torch.no_grad():\n    for _ in range(400): x = conv(x).tanh()\n"
     "print(time.perf_counter() - t)"
 )
 
@@ -122,8 +122,8 @@ def hardware_ceiling(cores: list[int]) -> float:
         return subprocess.Popen(["taskset", "-c", str(core), sys.executable, "-c", _WORK], env=env,
                                 stdout=subprocess.PIPE, text=True)
 
-    alone = min(float(start(cores[0]).communicate()[0]) for _ in range(2))
-    together = min(max(float(p.communicate()[0]) for p in [start(c) for c in cores[:2]]) for _ in range(2))
+    alone = min(float(start(cores[0]).communicate()[0]) for _ in range(3))
+    together = min(max(float(p.communicate()[0]) for p in [start(c) for c in cores[:2]]) for _ in range(3))
     return 2 * alone / together
 
 
