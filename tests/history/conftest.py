@@ -1,4 +1,5 @@
-"""Images put into a history folder the way a user would: files copied into images/."""
+"""Images put into a history folder the way a user would (files copied into images/), and the
+history docked into a window."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sdstudio.ui.history_dock import install_history
 from tests.history.history_helpers import write_png
 
 
@@ -19,3 +21,12 @@ def drop_png(tmp_path):
         return write_png(tmp_path / "images" / "2024-05-06" / name, parameters, text)
 
     return drop
+
+
+@pytest.fixture
+def panel(qtbot, window, tmp_path):
+    """The history docked into the module's `window` fixture, open."""
+    p = install_history(window, tmp_path / "history")
+    qtbot.waitUntil(lambda: p.gallery is not None, timeout=5000)
+    yield p
+    p.close()

@@ -13,7 +13,6 @@ from sdstudio.engine.pngmeta import read_png_text
 from sdstudio.engine.request import GenerationRequest
 from sdstudio.engine.upscalers import FOLDER_ENV
 from sdstudio.settings import SettingsStore
-from sdstudio.ui.history_dock import install_history
 from sdstudio.ui.main_window import MainWindow
 from tests.engine.test_upscalers import _esrgan, save_model
 from tests.jobs import finished
@@ -35,14 +34,6 @@ def window(qtbot, qloop, tmp_path, monkeypatch):
     yield w
     w.controller.close()
     engine.shutdown()
-
-
-@pytest.fixture
-def panel(qtbot, window, tmp_path):
-    p = install_history(window, tmp_path / "history")
-    qtbot.waitUntil(lambda: p.gallery is not None, timeout=5000)
-    yield p
-    p.close()
 
 
 def _finish(window, prompt: str) -> None:

@@ -25,14 +25,6 @@ def window(qtbot, tmp_path):
     return w
 
 
-@pytest.fixture
-def panel(qtbot, window, tmp_path):
-    p = install_history(window, tmp_path / "history")
-    qtbot.waitUntil(lambda: p.gallery is not None, timeout=5000)
-    yield p
-    p.close()
-
-
 def _finish(window, prompt: str, seeds=(11, 12)) -> GenerationRequest:
     request = GenerationRequest.create(prompt=prompt, negative_prompt="lowres", steps=9, cfg_scale=4.5, width=128, height=96)
     images = tuple(Image.new("RGB", (128, 96), (s * 10, 0, 0)) for s in seeds)
