@@ -50,6 +50,11 @@ class Addons(QObject):
         find.setShortcut(QKeySequence("Ctrl+Shift+L"))
         self.panel.insert_requested.connect(window.prompt_panel.insert)
         self.panel.names_changed.connect(window.prompt_panel.set_completions)
+        self.panel.names_changed.connect(self._names_listed)
+        self._embeddings: list[str] = []
+        self._vectors: dict[str, int] = {}  # per embedding name, read once per listing
+        for count in (window.prompt_panel.prompt_tokens, window.prompt_panel.negative_tokens):
+            count.embedding_vectors = self.embedding_vectors
         self.vae_menu.chosen.connect(self._vae_chosen)
         window.controller.model_loaded.connect(self._model_loaded)
         window.controller.model_failed.connect(self._model_failed)
@@ -67,6 +72,22 @@ class Addons(QObject):
         self.dock.show()
         self.dock.raise_()
         self.panel.focus_search()
+
+    def embedding_vectors(self, text: str) -> dict[str, int]:
+        """The vectors of each embedding on this computer `text` names, for the token counts
+        (a header read per name, once per listing; a server's sizes are not known here)."""
+        from sdstudio.engine.embeddings import vector_counts
+
+        lowered = text.lower()
+        named = [n for n in self._embeddings if n.lower() in lowered]
+        if self.window.settings.server or not named:
+            return {}
+        if any(n not in self._vectors for n in named):
+            self._vectors |= {n: 0 for n in named} | vector_counts(self.folders().embeddings, (text,))
+        return {n: self._vectors[n] for n in named if self._vectors[n]}
+
+    def _names_listed(self, _loras: list[str], embeddings: list[str]) -> None:
+        self._embeddings, self._vectors = list(embeddings), {}
 
     def folders(self) -> NetworkFolders:
         return NetworkFolders.default(**self.window.settings.folders)

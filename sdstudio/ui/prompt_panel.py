@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QFocusEvent, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
@@ -115,6 +117,9 @@ class TokenCount(QLabel):
     def __init__(self, edit: QPlainTextEdit, parent: QWidget | None = None) -> None:
         super().__init__(f"0/{CHUNK_LENGTH}", parent)
         self._edit = edit
+        # Text -> {embedding name: vectors} for the embeddings it names, each counting as its
+        # vectors do in the engine; the add-on browser sets it (nothing known: names are words).
+        self.embedding_vectors: Callable[[str], Mapping[str, int]] = lambda _text: {}
         self.setToolTip(
             f"Tokens in each {CHUNK_LENGTH}-token chunk the text encoder reads. A longer prompt "
             "goes on in a new chunk; BREAK starts one."
@@ -128,7 +133,7 @@ class TokenCount(QLabel):
         from sdstudio.engine.clip_tokenizer import prompt_token_counts
 
         text = self._edit.toPlainText()
-        counts = prompt_token_counts(text) if text else [0]
+        counts = prompt_token_counts(text, self.embedding_vectors(text)) if text else [0]
         self.setText(" · ".join(f"{count}/{CHUNK_LENGTH}" for count in counts))
 
 

@@ -181,3 +181,21 @@ def test_ctrl_shift_l_puts_the_keyboard_in_the_browsers_search(window, qtbot):
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert window.addons.dock.isVisible()
     qtbot.waitUntil(window.addons.panel.search.hasFocus, timeout=2000)
+
+
+def test_an_embedding_counts_as_its_vectors_under_the_prompt(window, qtbot, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    window.settings.folders = window.settings.folders | {"embeddings": str(tmp_path / "embeddings")}
+    (tmp_path / "embeddings").mkdir()
+    save_file({"emb_params": torch.zeros(6, 768)}, str(tmp_path / "embeddings" / "bad_hands.safetensors"))
+    window.addons.refresh()
+    qtbot.waitUntil(lambda: window.addons.panel.lists[NetworkKind.EMBEDDING].count() == 1, timeout=5000)
+    count = window.prompt_panel.prompt_tokens
+    window.prompt_panel.prompt.setPlainText("a cat")
+    count.refresh()
+    plain = int(count.text().split("/")[0])
+    window.prompt_panel.prompt.setPlainText("a cat bad_hands")
+    count.refresh()
+    assert count.text() == f"{plain + 6}/75"  # six vectors, not the name's word pieces
