@@ -218,10 +218,13 @@ def save_bench_upscaler(folder: Path) -> None:
 
 
 def memory(folder: Path, work: Path) -> None:
-    hires = in_child("hires", str(folder))
-    print(f"peak RSS, 2x hires 512x512 -> {hires['size'][0]}x{hires['size'][1]}, tiny SD1, CPU fp32")
-    print(f"  model loaded {hires['loaded']:8.1f} MiB, peak {hires['peak']:8.1f} MiB "
-          f"(+{hires['peak'] - hires['loaded']:.1f} MiB for the job)")
+    from sdstudio.engine.request import BUILTIN_MODEL
+
+    for label, model in (("tiny SD1", str(folder)), ("the built-in model", BUILTIN_MODEL)):
+        hires = in_child("hires", model)
+        print(f"peak RSS, 2x hires 512x512 -> {hires['size'][0]}x{hires['size'][1]}, {label}, CPU fp32")
+        print(f"  model loaded {hires['loaded']:8.1f} MiB, peak {hires['peak']:8.1f} MiB "
+              f"(+{hires['peak'] - hires['loaded']:.1f} MiB for the job)")
     save_bench_upscaler(work)
     result_mib = 4096 * 4096 * 3 / 2**20
     print(f"peak RSS, x4 upscale 1024x1024 -> 4096x4096 (result alone {result_mib:.0f} MiB), Compact x4, CPU fp32")
