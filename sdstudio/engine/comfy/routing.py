@@ -5,9 +5,9 @@ one that spreads jobs over several servers.
 that took it (cancel goes there), and a switch shuts the old one down.
 
 `MultiBackend` keeps one queue in submission order and gives the oldest pending job to the
-first idle server that has its model. A whole job runs on one server, so the batches of a job
-keep their order and image k still gets seed + k; jobs run side by side on different servers,
-so throughput grows with them.
+first idle server that has its model and the LoRAs its prompt names. A whole job runs on one
+server, so the batches of a job keep their order and image k still gets seed + k; jobs run
+side by side on different servers, so throughput grows with them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from dataclasses import dataclass, field, replace
 
 from sdstudio.engine.backend import Backend, Callback, Capabilities, JobHandle, ServerState, Upscale
 from sdstudio.engine.comfy.backend import ComfyBackend
+from sdstudio.engine.comfy.graphs import find_listed
 from sdstudio.engine.events import OUTCOMES, Cancelled, Event, JobKind, JobState, is_last_event
+from sdstudio.engine.networks import parse_tags
 from sdstudio.engine.request import GenerationRequest, ModelInfo, ModelRef
 
 log = logging.getLogger(__name__)
@@ -227,11 +229,25 @@ class MultiBackend:
                 job.inner = self._submit(server, job)
 
     def _idle_server(self, job: MultiJob) -> ComfyBackend | None:
-        """The first connected, idle server that has the job's model (any idle one when none
-        has it, so the job fails there with the server's own words)."""
-        idle = [s for s in self.servers if s not in self._running and s.connected]
-        having = [s for s in idle if self._has(s, job.model_ref)]
-        return (having or idle or [None])[0]
+        """The first idle server with everything the job names (its model and its LoRAs), else
+        with its model. While only busy servers have them the job waits for one; when no
+        connected server has them, any idle one takes it and fails with the server's own words."""
+        connected = [s for s in self.servers if s.connected]
+        idle = [s for s in connected if s not in self._running]
+        everything = lambda s: self._has(s, job.model_ref) and self._has_loras(s, job)  # noqa: E731
+        for fits in (everything, lambda s: self._has(s, job.model_ref)):
+            if any(fits(s) for s in connected):
+                return next((s for s in idle if fits(s)), None)
+        return (idle or [None])[0]
+
+    @staticmethod
+    def _has_loras(server: ComfyBackend, job: MultiJob) -> bool:
+        if job.request is None:
+            return True
+        prompt = job.request.prompt
+        tags = [t for text in (prompt.prompt, prompt.negative_prompt) for t in parse_tags(text) if t.kind == "lora"]
+        names = server.capabilities().loras if tags else ()
+        return all(find_listed(names, tag.name) is not None for tag in tags)
 
     def _has(self, server: ComfyBackend, ref: ModelRef) -> bool:
         names = self._models.get(server) or {m.source for m in server.list_models()}
