@@ -1,22 +1,18 @@
 """`ComfyBackend`: the `Backend` contract on a stock ComfyUI server.
 
 Jobs queue here, in submission order, and one worker thread sends each batch to the server as
-one prompt (`graphs.batch_graph`) and turns the server's websocket messages into this app's
-events: `progress` + its JPEG frame -> `Step` with a preview, SaveImageWebsocket's PNG frames ->
-the images, `execution_*` -> the outcome. One prompt at a time keeps pending jobs on this side,
-where they cancel at once and keep their order; the running prompt is stopped on the server
-(`/queue` delete + `/interrupt`). Requests are checked with the local engine's checks, and
+one prompt (`graphs.batch_graph`), followed to its images by `prompt_run.PromptRun`. One
+prompt at a time keeps pending jobs on this side, where they cancel at once and keep their
+order; the running prompt is stopped on the server (`/queue` delete + `/interrupt`). Requests are checked with the local engine's checks, and
 inpaint crops and pastes back here with the same code, so unmasked pixels stay exact.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import queue
 import random
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,15 +27,7 @@ from sdstudio.engine.backend import (
     Upscale,
     deliver,
 )
-from sdstudio.engine.comfy.client import (
-    PNG,
-    PREVIEW_IMAGE,
-    BinaryFrame,
-    ComfyClient,
-    ComfyError,
-    ConnectionChange,
-    Message,
-)
+from sdstudio.engine.comfy.client import ComfyClient, ComfyError
 from sdstudio.engine.comfy.graphs import (
     EMBEDDINGS,
     KNOWN_NODES,
@@ -60,6 +48,7 @@ from sdstudio.engine.comfy.graphs import (
     upscale_graph,
     used_embeddings,
 )
+from sdstudio.engine.comfy.prompt_run import PromptCancelled, PromptRun
 from sdstudio.engine.events import (
     BatchDone,
     Cancelled,
@@ -93,14 +82,8 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 log = logging.getLogger(__name__)
-# How long a cancelled prompt may take to stop before the job ends anyway.
-_STOP_GRACE = 30.0
 # The longest `capabilities()` waits for a new server's first answer (seconds).
 CAPABILITIES_WAIT = 3.0
-
-
-class _Cancel(Exception):
-    """The running job was cancelled."""
 
 
 @dataclass(eq=False)
@@ -261,7 +244,7 @@ class ComfyBackend:
         emit = lambda event: self._emit(job, event)  # noqa: E731
         try:
             if job.cancelled.is_set():
-                raise _Cancel
+                raise PromptCancelled
             if job.order is not None:
                 self._upscale(job, job.order, emit)
                 return
@@ -274,7 +257,7 @@ class ComfyBackend:
                 self._model_info = info
                 emit(ModelLoaded(info))
             self._generate(job, info, emit)
-        except _Cancel:
+        except PromptCancelled:
             emit(Cancelled())
         except BaseException as exc:  # noqa: BLE001 - every failure, even SystemExit, fails the job only
             emit(self._failure(exc, job))
@@ -373,7 +356,7 @@ class ComfyBackend:
                 request, info.source, batch_seeds, (prepared.width, prepared.height), uploaded, websocket_images, upscale,
                 loras, embeddings,
             )
-            images = _PromptRun(self, job, graph, emit, total, start * steps).run()
+            images = self._prompt_run(job, graph, emit, total, start * steps).run()
             batch = []
             for image, seed in zip(images, batch_seeds, strict=True):
                 image = image.convert("RGB")
@@ -424,11 +407,15 @@ class ComfyBackend:
         websocket_images = self._websocket_images and bool(self._server_info().get("SaveImageWebsocket"))
         graph = upscale_graph(self._put(image), order.size(*image.size), model, websocket_images)
         emit(Started(total=1))
-        run = _PromptRun(self, job, graph, emit, 1, 0)
+        run = self._prompt_run(job, graph, emit, 1, 0)
         result = run.run()[0].convert("RGB")
         if run.step < 1:  # Lanczos, or a model the server ran from its cache: no progress came
             emit(Step(1, 1))
         emit(Finished((order.result(result),)))
+
+    def _prompt_run(self, job: ComfyJob, graph: BatchGraph, emit: Callback, total: int, step_base: int) -> PromptRun:
+        return PromptRun(self._client, self._inbox, job, graph, emit, total, step_base,
+                         websocket_images=self._websocket_images, idle_timeout=self._idle_timeout)
 
     def _put(self, image: Image | None) -> str | None:
         """Upload a picture to the server's input folder; its name there."""
@@ -451,181 +438,6 @@ class ComfyBackend:
             return Failed(ErrorKind.INTERNAL, str(exc), details)
         log.error("job %s on %s failed:\n%s", job.id, self.url, details)
         return Failed(ErrorKind.INTERNAL, f"Generation on {self.url} failed: {type(exc).__name__}: {exc}", details)
-
-
-class _PromptRun:
-    """One batch's prompt on the server, from queueing to its images, turning its websocket
-    messages into Step events (numbered from `step_base`)."""
-
-    def __init__(
-        self, backend: ComfyBackend, job: ComfyJob, graph: BatchGraph, emit: Callback, total: int, step_base: int
-    ) -> None:
-        self.backend, self.client, self.job, self.graph, self.emit = backend, backend._client, job, graph, emit
-        self.total, self.step = total, step_base
-        self.node: str | None = None  # the node that runs now; binary frames belong to it
-        self.started = False
-        self.images: dict[str, Image] = {}
-        self.pending_step: int | None = None  # a step whose preview frame may follow
-
-    def run(self) -> list[Image]:
-        client, job = self.client, self.job
-        _drain(self.backend._inbox)
-        if not client.wait_connected(0):
-            client.system_stats()  # the precise error when the server cannot be reached at all
-            if not client.wait_connected(client.timeout):
-                raise ComfyError(ErrorKind.CONNECTION, f"No websocket connection to {client.url}.")
-        prompt_id = job.prompt_id = client.queue_prompt(self.graph.graph)
-        try:
-            if job.cancelled.is_set():
-                client.stop_prompt(prompt_id)
-            self._follow(prompt_id)
-        except _Cancel:
-            raise
-        except BaseException:
-            client.stop_prompt(prompt_id)  # a lost listener or a timeout must not leave it running
-            raise
-        finally:
-            job.prompt_id = None
-        if not self.backend._websocket_images or len(self.images) < len(self.graph.outputs):
-            self._fetch_outputs(prompt_id)
-        missing = [node for node in self.graph.outputs if node not in self.images]
-        if missing:
-            raise ComfyError(ErrorKind.BAD_OUTPUT, f"The server at {client.url} finished the job but sent no image.")
-        return [self.images[node] for node in self.graph.outputs]
-
-    def _follow(self, prompt_id: str) -> None:
-        inbox, job = self.backend._inbox, self.job
-        last_heard = time.monotonic()
-        cancelled_at: float | None = None
-        while True:
-            try:
-                item = inbox.get(timeout=0.1)
-            except queue.Empty:
-                self._flush_step()
-                now = time.monotonic()
-                if job.cancelled.is_set():
-                    cancelled_at = cancelled_at or now
-                    if now - cancelled_at > _STOP_GRACE or (not self.started and self._gone(prompt_id)):
-                        raise _Cancel from None
-                elif now - last_heard > self.backend._idle_timeout:
-                    raise ComfyError(
-                        ErrorKind.CONNECTION,
-                        f"The server at {self.client.url} said nothing about the job for "
-                        f"{self.backend._idle_timeout:g} s, so it was stopped.",
-                    ) from None
-                continue
-            if isinstance(item, ConnectionChange):
-                if not item.connected:
-                    raise ComfyError(
-                        ErrorKind.CONNECTION,
-                        f"Lost the connection to the server at {self.client.url} during the job ({item.reason}): "
-                        "it may have stopped or restarted. It reconnects by itself; run the job again.",
-                    )
-                continue
-            if isinstance(item, BinaryFrame):
-                self._binary(item)
-                continue
-            if item.data.get("prompt_id", prompt_id) != prompt_id:
-                continue  # a message of an earlier, abandoned prompt
-            last_heard = time.monotonic()
-            if self._message(item):
-                return
-
-    def _message(self, message: Message) -> bool:
-        """Handle one message of this prompt; True when the prompt has ended well."""
-        kind, data = message.type, message.data
-        self._flush_step()
-        if kind == "execution_start":
-            self.started = True
-        elif kind == "execution_cached":
-            # Cached samplers send no progress; their steps count as done at once.
-            for node in data.get("nodes") or []:
-                if node in self.graph.samplers:
-                    for _ in range(self.graph.samplers[node]):
-                        self._step_done()
-                        self._flush_step()
-        elif kind == "executing":
-            self.node = data.get("node")
-        elif kind == "progress":
-            self.node = data.get("node")
-            if self.node in self.graph.samplers:
-                self._step_done()
-        elif kind == "execution_success":
-            if self.job.cancelled.is_set():
-                raise _Cancel
-            return True
-        elif kind == "execution_interrupted":
-            if self.job.cancelled.is_set():
-                raise _Cancel
-            raise ComfyError(ErrorKind.INTERNAL, f"The job was stopped on the server at {self.client.url}.")
-        elif kind == "execution_error":
-            if self.job.cancelled.is_set():
-                raise _Cancel
-            raise _execution_error(data, self.client.url)
-        return False
-
-    def _binary(self, frame: BinaryFrame) -> None:
-        if frame.event != PREVIEW_IMAGE or not self.started:
-            return
-        if frame.image_format == PNG and self.node in self.graph.outputs:
-            self.images[self.node] = _decoded(frame.data)
-        elif self.pending_step is not None:
-            self._flush_step(_decoded(frame.data))
-
-    def _step_done(self) -> None:
-        if not self.job.cancelled.is_set() and self.step < self.total:
-            self.step += 1
-            self.pending_step = self.step
-
-    def _flush_step(self, preview: Image | None = None) -> None:
-        """Emit the step waiting for its preview frame, with the preview when it came."""
-        if self.pending_step is None:
-            return
-        index, self.pending_step = self.pending_step, None
-        if not self.job.cancelled.is_set():
-            self.emit(Step(index, self.total, preview))
-
-    def _gone(self, prompt_id: str) -> bool:
-        """Whether a prompt cancelled before it started has left the server's queue."""
-        try:
-            running, pending = self.client.queue()
-        except ComfyError:
-            return True
-        return prompt_id not in running and prompt_id not in pending
-
-    def _fetch_outputs(self, prompt_id: str) -> None:
-        """Final images by `/history` + `/view` (PreviewImage writes them to the temp folder)."""
-        outputs = self.client.history(prompt_id).get("outputs", {})
-        for node in self.graph.outputs:
-            for image in (outputs.get(node) or {}).get("images", [])[:1]:
-                data = self.client.view(image["filename"], image.get("subfolder", ""), image.get("type", "temp"))
-                self.images[node] = _decoded(data)
-
-
-def _drain(inbox: queue.Queue[Any]) -> None:
-    """Drop what earlier prompts left (the connection's state is read from the client)."""
-    while True:
-        try:
-            inbox.get_nowait()
-        except queue.Empty:
-            return
-
-
-def _decoded(data: bytes) -> Image:
-    from PIL import Image as PILImage
-
-    image = PILImage.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-def _execution_error(data: dict[str, Any], url: str) -> ComfyError:
-    exception = str(data.get("exception_type", ""))
-    message = str(data.get("exception_message", "")).strip() or exception or "unknown error"
-    node = data.get("node_type") or "a node"
-    kind = ErrorKind.OUT_OF_MEMORY if "OutOfMemory" in exception else ErrorKind.INTERNAL
-    details = "".join(data.get("traceback") or [])
-    return ComfyError(kind, f"The server at {url} failed in {node}: {message}", details)
 
 
 # SAI's model spec (`modelspec.architecture`, written by SAI's releases, kohya's and A1111's
