@@ -9,6 +9,7 @@ same opt-in as checkpoints (`allow_pickle`). Torch and spandrel are imported on 
 from __future__ import annotations
 
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +113,24 @@ def load_upscaler(name: str, allow_pickle: bool = False, folder: Path | None = N
             f"{path.name} is a pickle file, which can run arbitrary code when loaded. "
             "Use a .safetensors version, or allow pickle files (--allow-pickle) if you trust its source."
         )
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, device)
+    with _LAST_LOCK:
+        if _LAST and _LAST[0] == key:
+            return _LAST[1]
+    model = _load(path, device)
+    with _LAST_LOCK:
+        _LAST[:] = [key, model]
+    return model
+
+
+# The last model loaded, so upscaling several pictures in a row reads its file once; one only,
+# so an idle engine holds at most one upscaler's weights. The key notices a replaced file.
+_LAST: list = []
+_LAST_LOCK = threading.Lock()
+
+
+def _load(path: Path, device: str) -> UpscalerModel:
     spandrel = _spandrel()
     try:
         descriptor = spandrel.ModelLoader(device).load_from_file(path)

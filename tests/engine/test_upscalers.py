@@ -98,6 +98,14 @@ def test_without_context_tiles_would_show_seams(tmp_path):
     assert np.abs(whole - np.asarray(model(image, tile=16, overlap=0), np.int16)).max() > 1
 
 
+def test_the_last_model_is_kept_until_its_file_changes(tmp_path):
+    save_model(tmp_path, "k.safetensors", _compact(2))
+    first = load_upscaler("k", folder=tmp_path)
+    assert load_upscaler("k.safetensors", folder=tmp_path) is first  # read once for pictures in a row
+    save_model(tmp_path, "k.safetensors", _compact(4))  # replaced by another model
+    assert load_upscaler("k", folder=tmp_path).scale == 4
+
+
 def test_pickle_models_need_the_opt_in(tmp_path):
     save_model(tmp_path, "old.pth", _compact(2))
     assert list_upscalers(tmp_path) == []
