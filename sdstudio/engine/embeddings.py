@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sdstudio.engine.networks import NetworkFile, NetworkKind, list_networks, short_hash
+from sdstudio.engine.networks import (
+    FileVersion,
+    NetworkFile,
+    NetworkKind,
+    file_version,
+    list_networks,
+    short_hash,
+)
 from sdstudio.engine.prompts import CHUNK_LENGTH, Tokenize
 
 if TYPE_CHECKING:
@@ -147,13 +154,12 @@ class EmbeddingFile:
         return int(self.vectors[0].shape[0])
 
 
-_CACHE: dict[tuple[str, int, int], EmbeddingFile] = {}
+_CACHE: dict[FileVersion, EmbeddingFile] = {}
 
 
 def load_embedding(file: NetworkFile, allow_pickle: bool = False) -> EmbeddingFile:
     """The embedding in `file`, read once per version of the file. Raises EmbeddingError."""
-    stat = file.path.stat()
-    key = (str(file.path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = file_version(file.path)
     if key not in _CACHE:
         data = _read(file.path, allow_pickle)
         vectors = _vectors(file.name, data)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from sdstudio.engine.events import UsedNetwork
+    from sdstudio.engine.networks import FileVersion
 
 Progress = Callable[[str, float | None], None]
 
@@ -104,14 +105,14 @@ class LoadedModel:
     _job_memory: JobMemory | None = field(default=None, repr=False)
     own_vae: Any = field(default=None, repr=False)
     vae_file: UsedNetwork | None = None  # the VAE file in use, None for the model's own
-    vae_key: tuple[str, int, int] | None = None  # which version of which file that is
+    vae_key: FileVersion | None = None  # which version of which file that is
 
     def __post_init__(self) -> None:
         # Snapshot now: callers replace pipe.scheduler per job, and the base pipeline is one of them.
         self._scheduler_config = dict(self.base.scheduler.config)
         self.own_vae = self.base.vae
 
-    def use_vae(self, vae: Any | None, used: UsedNetwork | None = None, key: tuple[str, int, int] | None = None) -> None:
+    def use_vae(self, vae: Any | None, used: UsedNetwork | None = None, key: FileVersion | None = None) -> None:
         """Decode (and encode) with `vae` in every mode's pipeline, or with the model's own
         VAE again (None: the very object it came with, so results match bitwise)."""
         vae = self.own_vae if vae is None else vae

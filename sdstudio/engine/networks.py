@@ -172,7 +172,18 @@ def _preview(path: Path) -> Path | None:
 
 # ---- A1111's hashes ------------------------------------------------------------------------
 
-_HASH_CACHE: dict[tuple[str, int, int, bool], str] = {}
+FileVersion = tuple[str, int, int]
+
+
+def file_version(path: Path) -> FileVersion:
+    """Which version of which file `path` is (its real path, size and modification time): the
+    key of every cache of what was read from an add-on file, so an edited or replaced file is
+    read again."""
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+_HASH_CACHE: dict[tuple[FileVersion, bool], str] = {}
 _CHUNK = 1 << 20
 
 
@@ -181,8 +192,7 @@ def short_hash(path: Path, kind: NetworkKind) -> str:
     "addnet" hash (the tensor data after the JSON header, so editing the metadata keeps it),
     for anything else the whole file. Cached by path, size and modification time."""
     addnet = kind is NetworkKind.LORA and path.name.lower().endswith(SAFE_SUFFIX)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, addnet)
+    key = (file_version(path), addnet)
     if key not in _HASH_CACHE:
         _HASH_CACHE[key] = _sha256(path, addnet)[:12]
     return _HASH_CACHE[key]

@@ -52,7 +52,7 @@ from sdstudio.engine.images import (
     upscale_input,
 )
 from sdstudio.engine.job_queue import SerialQueue
-from sdstudio.engine.networks import NetworkFolders, NetworkKind, list_networks
+from sdstudio.engine.networks import NetworkFolders, NetworkKind, file_version, list_networks
 from sdstudio.engine.request import BUILTIN_MODEL, Family, GenerationRequest, ModelInfo, ModelRef
 
 if TYPE_CHECKING:
@@ -293,10 +293,7 @@ class Engine:
         from sdstudio.engine.vaes import find_vae, load_vae, used_vae
 
         path = find_vae(ref.vae, self.folders.vaes, ref.allow_pickle) if ref.vae else None
-        key = None
-        if path is not None:
-            stat = path.stat()
-            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        key = file_version(path) if path is not None else None
         if key == model.vae_key:
             return
         if path is None:

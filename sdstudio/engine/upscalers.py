@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sdstudio.engine.networks import NetworkFolders, NetworkKind, NetworkNotFound, find_network
+from sdstudio.engine.networks import (
+    NetworkFolders,
+    NetworkKind,
+    NetworkNotFound,
+    file_version,
+    find_network,
+)
 from sdstudio.engine.parameters import UPSCALER_MODEL_SUFFIXES
 
 if TYPE_CHECKING:
@@ -113,8 +119,7 @@ def load_upscaler(name: str, allow_pickle: bool = False, folder: Path | None = N
             f"{path.name} is a pickle file, which can run arbitrary code when loaded. "
             "Use a .safetensors version, or allow pickle files (--allow-pickle) if you trust its source."
         )
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, device)
+    key = (file_version(path), device)
     with _LAST_LOCK:
         if _LAST and _LAST[0] == key:
             return _LAST[1]
