@@ -148,22 +148,17 @@ def _load(model: LoadedModel, pipe: Any, item: _Wanted) -> None:
 
 
 def _read(path: Path, name: str) -> dict[str, Any]:
-    """The file's tensors: `.safetensors` directly, a pickle (found only with allow_pickle) with
-    torch's weights-only loader."""
-    import torch
+    """The file's tensors as stored, read as checkpoints are (`.safetensors`, or a pickle, found
+    only with allow_pickle, with torch's weights-only loader)."""
+    from sdstudio.engine.single_file import open_checkpoint
 
     try:
-        if path.name.lower().endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # safetensors and torch.load raise many kinds for a bad file
+        state = open_checkpoint(path).tensors("", None)
+    except Exception as exc:  # a damaged header, a pickle with code in it, an unreadable file
         raise InputError(f"The LoRA {name!r} ({path}) cannot be read: {exc}") from exc
-    if not isinstance(state, dict) or not any(isinstance(k, str) and "lora" in k.lower() for k in state):
+    if not any("lora" in key.lower() for key in state):
         raise InputError(f"{path.name} is not a LoRA: it has no LoRA weights.")
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return state
 
 
 def _check_family(state: dict[str, Any], family: Family, name: str) -> None:
