@@ -25,6 +25,12 @@ class JobKind(StrEnum):
     LOAD_MODEL = "load_model"
     UPSCALE = "upscale"  # an existing picture enlarged (`Backend.upscale`)
 
+    @classmethod
+    def of(cls, request: object | None, order: object | None) -> JobKind:
+        """A job's kind from what every backend's job holds: an upscale order (its `request` is
+        the source's), else a request to generate, else neither: a model load."""
+        return cls.UPSCALE if order else cls.LOAD_MODEL if request is None else cls.GENERATE
+
 
 class JobState(StrEnum):
     """Where a job is; the last three are its outcome."""

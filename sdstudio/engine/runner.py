@@ -71,7 +71,7 @@ class Job:
         order: Upscale | None = None,
     ) -> None:
         self.id = job_id
-        self.kind = JobKind.UPSCALE if order else JobKind.LOAD_MODEL if request is None else JobKind.GENERATE
+        self.kind = JobKind.of(request, order)
         self.request = request
         self.order = order
         self.model_ref = model_ref

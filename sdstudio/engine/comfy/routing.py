@@ -98,7 +98,7 @@ class MultiJob:
 
     @property
     def kind(self) -> JobKind:
-        return JobKind.UPSCALE if self.order else JobKind.LOAD_MODEL if self.request is None else JobKind.GENERATE
+        return JobKind.of(self.request, self.order)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.done.wait(timeout)
