@@ -164,3 +164,20 @@ def test_capabilities_of_a_server_that_never_answers_do_not_block_the_window():
     finally:
         backend.shutdown(wait=False)
         listener.close()
+
+
+def test_a_history_record_that_comes_after_execution_success_is_waited_for():
+    # ComfyUI sends execution_success before it stores the prompt in /history.
+    from sdstudio.engine.comfy.prompt_run import recorded_outputs
+
+    class LateHistory:
+        calls = 0
+
+        def history(self, prompt_id: str) -> dict:
+            self.calls += 1
+            return {} if self.calls < 3 else {"outputs": {"save": {"images": [{"filename": "a.png"}]}}}
+
+    client = LateHistory()
+    assert recorded_outputs(client, "p", wait=5)["save"]["images"][0]["filename"] == "a.png"
+    assert client.calls == 3
+    assert recorded_outputs(type("Never", (), {"history": lambda self, p: {}})(), "p", wait=0.2) == {}

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 # How long a cancelled prompt may take to stop before the job ends anyway.
 STOP_GRACE = 30.0
+# ComfyUI sends `execution_success` before it records the prompt in `/history`, so the
+# record is polled for this long before the images count as missing.
+HISTORY_WAIT = 10.0
 
 
 class PromptCancelled(Exception):
@@ -181,11 +184,21 @@ class PromptRun:
 
     def _fetch_outputs(self, prompt_id: str) -> None:
         """Final images by `/history` + `/view` (PreviewImage writes them to the temp folder)."""
-        outputs = self.client.history(prompt_id).get("outputs", {})
+        outputs = recorded_outputs(self.client, prompt_id, HISTORY_WAIT)
         for node in self.graph.outputs:
             for image in (outputs.get(node) or {}).get("images", [])[:1]:
                 data = self.client.view(image["filename"], image.get("subfolder", ""), image.get("type", "temp"))
                 self.images[node] = _decoded(data)
+
+
+def recorded_outputs(client: ComfyClient, prompt_id: str, wait: float) -> dict[str, Any]:
+    """A finished prompt's outputs from `/history`, waiting up to `wait` s for the record."""
+    deadline = time.monotonic() + wait
+    while True:
+        record = client.history(prompt_id)
+        if record or time.monotonic() >= deadline:
+            return record.get("outputs", {})
+        time.sleep(0.05)
 
 
 def _drain(inbox: queue.Queue[Any]) -> None:
