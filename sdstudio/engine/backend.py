@@ -58,6 +58,8 @@ class Capabilities:
     loras: tuple[str, ...] = ()
     # Embeddings a prompt may name by their bare names (textual inversion, as A1111 reads them).
     embeddings: tuple[str, ...] = ()
+    # VAE files a model may decode with instead of its own (`ModelRef.vae`).
+    vaes: tuple[str, ...] = ()
 
 
 # The upscaler every backend has; the others are model files (`Capabilities.upscalers`).

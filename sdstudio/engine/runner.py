@@ -157,6 +157,7 @@ class Engine:
             upscalers=tuple(list_upscalers(folders.upscalers)),
             loras=tuple(f.name for f in list_networks(NetworkKind.LORA, folders.loras)),
             embeddings=tuple(f.name for f in list_networks(NetworkKind.EMBEDDING, folders.embeddings)),
+            vaes=tuple(f.name for f in list_networks(NetworkKind.VAE, folders.vaes)),
         )
 
     @property

@@ -2,8 +2,8 @@
 Model ▸ VAE (per model, remembered in the settings) and Model ▸ Add-on folders….
 
 On this computer the files come from the folders in the settings (with their preview
-pictures); on a ComfyUI server from the lists the server gives (`Capabilities.loras`), which
-are read once the connection is up.
+pictures); on a ComfyUI server from the lists the server gives (`Capabilities.loras`,
+`.embeddings`, `.vaes`), which are read once the connection is up.
 """
 
 from __future__ import annotations
@@ -120,8 +120,11 @@ class Addons(QObject):
         return [NetworkFile(kind, listed_name(name), Path(name)) for name in names], server
 
     def _list_vaes(self) -> tuple[list[str], str]:
-        if self.window.settings.server:
-            return [], f"{self.window.settings.server}: a server decodes with the model's own VAE"
+        server, controller = self.window.settings.server, self.window.controller
+        if server:
+            if not controller.backend_started:
+                return [], f"{server} (not connected yet)"
+            return [listed_name(n) for n in controller.jobs.backend.capabilities().vaes], server
         folder = self.folders().vaes
         return [f.name for f in list_networks(NetworkKind.VAE, folder)], str(folder)
 

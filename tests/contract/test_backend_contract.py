@@ -380,6 +380,20 @@ def test_a_bad_upscale_fails_clearly_and_the_backend_goes_on(subject, init_image
     assert isinstance(upscale(subject, init_image, 2.0, LANCZOS)[0][-1], Finished)
 
 
+def test_a_hires_pass_can_enlarge_by_an_upscaler_model(subject):
+    from tests.engine.test_upscalers import _esrgan, save_model
+
+    label = save_model(subject.upscalers, "sdstudio-test-x2.safetensors", _esrgan(2)).stem
+    request = make(subject, hires_scale=1.5, hires_upscaler=label, hires_steps=2, hires_denoise=0.5)
+    events = run(subject, request)
+    assert_well_ordered(events)
+    (result,) = finished(events).results
+    assert result.image.size == (96, 96) and f"Hires upscaler: {label}," in result.infotext
+    by_lanczos = finished(run(subject, request.replace(hires_upscaler=LANCZOS))).results[0]
+    assert not np.array_equal(pixels(result.image), pixels(by_lanczos.image))
+    assert label in [name.removesuffix(".safetensors") for name in subject.backend.capabilities().upscalers]
+
+
 def test_capabilities_name_what_the_backend_runs(subject):
     caps = subject.backend.capabilities()
     assert "Euler a" in caps.samplers and caps.max_side >= 1024 and caps.min_side <= 64

@@ -15,6 +15,7 @@ from sdstudio.engine.comfy.graphs import (
     sampler_plan,
     server_samplers,
     server_upscalers,
+    server_vaes,
     upscale_graph,
     used_embeddings,
 )
@@ -116,3 +117,28 @@ def test_an_upscale_graph_runs_the_model_then_lanczos_to_the_exact_size():
     lanczos = upscale_graph("in.png", (200, 100), None, websocket_output=False).graph
     assert "enlarge" not in lanczos and lanczos["fit"]["inputs"]["image"] == ["picture", 0]
     assert lanczos["save"]["class_type"] == "PreviewImage"
+
+
+def test_a_vae_file_encodes_and_decodes_instead_of_the_checkpoints_own():
+    request = GenerationRequest.create(mode=Mode.IMG2IMG, cfg_scale=7.0, hires_scale=2.0, hires_upscaler="Lanczos")
+    graph = batch_graph(request, "m", [1], (64, 64), Uploaded("i.png"), hires_size=(128, 128),
+                        vae_name="sd15/ft-mse.safetensors").graph
+    assert graph["vae"] == {"class_type": "VAELoader", "inputs": {"vae_name": "sd15/ft-mse.safetensors"}}
+    uses = [node["inputs"]["vae"] for node in graph.values() if "vae" in node["inputs"]]
+    assert len(uses) == 4 and all(use == ["vae", 0] for use in uses)  # encode, first decode, re-encode, decode
+    own = batch_graph(request, "m", [1], (64, 64), Uploaded("i.png")).graph
+    assert "vae" not in own and own["decode0"]["inputs"]["vae"] == ["ckpt", 2]
+    listed = {"VAELoader": {"input": {"required": {"vae_name": [["ft-mse.safetensors", "taesd", "pixel_space"]]}}}}
+    assert server_vaes(listed) == ["ft-mse.safetensors"]  # ComfyUI's built-in decoders are no files
+
+
+def test_a_hires_upscaler_model_enlarges_each_picture_then_lanczos_fits_it():
+    request = GenerationRequest.create(cfg_scale=7.0, hires_scale=1.5, hires_upscaler="4x-a")
+    built = batch_graph(request, "m", [1, 2], (64, 64), Uploaded(), hires_size=(96, 96), hires_model="4x-a.pth")
+    graph = built.graph
+    assert graph["hires_upscaler"]["inputs"] == {"model_name": "4x-a.pth"}
+    for k in (0, 1):
+        assert graph[f"by_model{k}"]["inputs"] == {"upscale_model": ["hires_upscaler", 0], "image": [f"first{k}", 0]}
+        fit = graph[f"enlarge{k}"]["inputs"]
+        assert (fit["image"], fit["width"], fit["upscale_method"]) == ([f"by_model{k}", 0], 96, "lanczos")
+    assert set(built.samplers) == {"sample0", "hires0", "sample1", "hires1"}

@@ -1,5 +1,5 @@
 """The hires fix on a real ComfyUI server: a second pass at the larger size, counted in the
-job's steps, by latents or by pixels; an upscaler file of this computer is refused."""
+job's steps, by latents or by pixels; an upscaler model the server lacks is refused."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_a_hires_pass_makes_the_larger_image_and_counts_its_steps(backend, upsca
     assert [e.index for e in events if isinstance(e, Step)] == [1, 2, 3, 4]
 
 
-def test_an_upscaler_file_of_this_computer_is_refused_with_the_choices(backend):
+def test_an_upscaler_model_the_server_lacks_is_refused_with_the_choices(backend):
     events = run(backend, hires_upscaler="4x-UltraSharp.pth")
     assert isinstance(events[-1], Failed) and events[-1].error is ErrorKind.BAD_INPUT
     assert "4x-UltraSharp.pth" in events[-1].message and "Lanczos" in events[-1].message

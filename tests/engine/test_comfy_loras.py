@@ -1,5 +1,6 @@
-"""LoRAs and embeddings on a ComfyUI server: `<lora:name:weight>` tags become LoraLoaders of the server's own
-files, embeddings named by their bare names (a real server with a random kohya-format LoRA and A1111 embedding in its folders)."""
+"""LoRAs, embeddings and VAEs on a ComfyUI server: `<lora:name:weight>` tags become LoraLoaders of the server's own
+files, embeddings named by their bare names, `ModelRef.vae` a VAELoader (a real server with a random kohya-format
+LoRA, an A1111 embedding and a VAE in its folders)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from sdstudio.engine.comfy.backend import ComfyBackend
-from sdstudio.engine.events import ErrorKind, Failed, Finished
+from sdstudio.engine.events import ErrorKind, Failed, Finished, ResultImage, UsedNetwork
 from sdstudio.engine.request import GenerationRequest, ModelRef
 from tests.contract.comfy_server import CHECKPOINT, install, shared_server
 
@@ -40,21 +41,48 @@ def write_lora() -> None:
     partial.rename(path)
 
 
+VAE = "sdstudio-test-vae"
+
+
+def write_vae() -> None:
+    """The test checkpoint's own VAE in LDM keys, its decoder's last layer changed, so that
+    pictures it decodes differ from the checkpoint's."""
+    pytest.importorskip("torch")
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = install() / "models" / "vae" / f"{VAE}.safetensors"
+    if path.is_file():
+        return
+    prefix = "first_stage_model."
+    with safe_open(str(install() / "models" / "checkpoints" / CHECKPOINT), "pt") as checkpoint:
+        tensors = {k.removeprefix(prefix): checkpoint.get_tensor(k) for k in checkpoint.keys() if k.startswith(prefix)}
+    tensors["decoder.conv_out.bias"] = tensors["decoder.conv_out.bias"] + 0.3
+    partial = path.with_suffix(".partial")
+    save_file(tensors, str(partial))
+    partial.rename(path)
+
+
 @pytest.fixture(scope="module")
 def backend():
     write_lora()
+    write_vae()
     backend = ComfyBackend(shared_server().url)
     yield backend
     backend.shutdown()
 
 
-def image(backend: ComfyBackend, prompt: str, negative: str = "") -> np.ndarray:
-    request = GenerationRequest.create(model=ModelRef(CHECKPOINT), prompt=prompt, negative_prompt=negative, steps=3,
-                                       width=64, height=64, seed=5)
+def result(backend: ComfyBackend, prompt: str, negative: str = "", vae: str = "") -> ResultImage:
+    request = GenerationRequest.create(model=ModelRef(CHECKPOINT, vae=vae), prompt=prompt, negative_prompt=negative,
+                                       steps=3, width=64, height=64, seed=5)
     events: list = []
     assert backend.submit(request, events.append).wait(TIMEOUT)
     assert isinstance(events[-1], Finished), events[-1]
-    return np.asarray(events[-1].results[0].image, dtype=np.int16)
+    return events[-1].results[0]
+
+
+def image(backend: ComfyBackend, prompt: str, negative: str = "", vae: str = "") -> np.ndarray:
+    return np.asarray(result(backend, prompt, negative, vae).image, dtype=np.int16)
 
 
 @pytest.mark.slow
@@ -120,3 +148,20 @@ def test_an_embedding_named_as_a1111_names_it_runs_on_the_server(backend):
     assert [(n.kind, n.name) for n in by_name.results[0].networks] == [("embedding", EMBEDDING)]
     lora_job = finished_job(backend, f"a fig <lora:{LORA}:0.5>")
     assert [(n.kind, n.name, n.weight) for n in lora_job.results[0].networks] == [("lora", LORA, 0.5)]
+
+
+@pytest.mark.slow
+def test_a_vae_of_the_server_decodes_instead_of_the_checkpoints_own_and_is_recorded(backend):
+    own = image(backend, "a fig")
+    made = result(backend, "a fig", vae=VAE)
+    assert np.abs(np.asarray(made.image, dtype=np.int16) - own).mean() > 2
+    assert UsedNetwork("vae", VAE, "") in made.networks and f"VAE: {VAE}" in made.infotext
+    assert VAE + ".safetensors" in backend.capabilities().vaes
+
+
+def test_an_unknown_vae_fails_the_model_load_naming_the_server_and_close_matches(backend):
+    events: list = []
+    assert backend.load_model(ModelRef(CHECKPOINT, vae="sdstudio-test-vea"), events.append).wait(TIMEOUT)
+    failed = events[-1]
+    assert isinstance(failed, Failed) and failed.error is ErrorKind.BAD_INPUT
+    assert backend.url in failed.message and f"did you mean {VAE}" in failed.message

@@ -13,8 +13,8 @@ from sdstudio.engine.request import Family, GenerationRequest, ModelRef
 class FakeServer:
     """A connected server with some checkpoints and LoRAs; jobs finish when `release` is set."""
 
-    def __init__(self, name: str, models: tuple[str, ...], loras: tuple[str, ...]) -> None:
-        self.name, self.models, self.loras = name, models, loras
+    def __init__(self, name: str, models: tuple[str, ...], loras: tuple[str, ...], vaes: tuple[str, ...] = ()) -> None:
+        self.name, self.models, self.loras, self.vaes = name, models, loras, vaes
         self.connected = True
         self.model_info = None
         self.ran: list[str] = []
@@ -24,7 +24,7 @@ class FakeServer:
         return [ModelRef(m) for m in self.models]
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(self.name, ("Euler",), frozenset(Family), frozenset(), loras=self.loras)
+        return Capabilities(self.name, ("Euler",), frozenset(Family), frozenset(), loras=self.loras, vaes=self.vaes)
 
     def submit(self, request: GenerationRequest, callback) -> threading.Event:
         self.ran.append(request.prompt.prompt)
@@ -62,4 +62,19 @@ def test_a_job_goes_to_an_idle_server_with_its_loras_and_waits_for_one_when_thos
     finally:
         plain.release.set()
         styled.release.set()
+        multi.shutdown()
+
+
+def test_a_job_with_a_vae_goes_to_a_server_that_has_that_vae():
+    plain = FakeServer("plain", ("sd15.safetensors",), ())
+    tuned = FakeServer("tuned", ("sd15.safetensors",), (), vaes=("vae-ft-mse.safetensors",))
+    multi = MultiBackend([plain, tuned])  # type: ignore[list-item]
+    request = GenerationRequest.create(model=ModelRef("sd15.safetensors", vae="vae-ft-mse"), prompt="a fig")
+    try:
+        plain.release.set()
+        tuned.release.set()
+        assert multi.submit(request, lambda e: None).wait(5)
+        assert tuned.ran == ["a fig"] and plain.ran == []
+        assert multi.capabilities().vaes == ()  # only what every server has is offered
+    finally:
         multi.shutdown()

@@ -36,7 +36,8 @@ class RecordingBackend:
 
     def capabilities(self):
         return Capabilities("fake", ("Euler a",), frozenset({Family.SD1}), frozenset(),
-                            loras=("styles/detail_tweaker.safetensors",), embeddings=("bad_hands",))
+                            loras=("styles/detail_tweaker.safetensors",), embeddings=("bad_hands",),
+                            vaes=("sd15/vae-ft-mse.safetensors",))
 
     def cancel_all_pending(self):
         pass
@@ -146,6 +147,16 @@ def test_on_a_server_the_dock_lists_the_servers_loras_and_embeddings(window, qtb
     qtbot.waitUntil(lambda: embedding_list.count() == 1, timeout=5000)
     assert embedding_list.item(0).text() == "bad_hands"
     assert "http://gpu:8188" in window.addons.panel.where.text()
+
+
+def test_on_a_server_the_vae_menu_lists_the_servers_vaes_and_the_next_load_uses_one(window, qtbot):
+    window.settings.server = "http://gpu:8188"
+    window.controller.jobs  # noqa: B018  # the backend starts (the window does on its first job)
+    window.load_model(ModelRef("sd15.safetensors"))
+    qtbot.waitUntil(lambda: len(window.backend.loads) == 1, timeout=5000)
+    vae_action(window, "vae-ft-mse").trigger()
+    qtbot.waitUntil(lambda: len(window.backend.loads) == 2, timeout=5000)
+    assert window.backend.loads[-1].vae == "vae-ft-mse"
 
 
 APPLY_FOLDERS = """

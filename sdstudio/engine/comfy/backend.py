@@ -45,6 +45,7 @@ from sdstudio.engine.comfy.graphs import (
     server_loras,
     server_samplers,
     server_upscalers,
+    server_vaes,
     upscale_graph,
     used_embeddings,
 )
@@ -189,6 +190,7 @@ class ComfyBackend:
             upscalers=tuple(server_upscalers(info)) if info else (),
             loras=tuple(server_loras(info)) if info else (),
             embeddings=tuple(server_embeddings(info)) if info else (),
+            vaes=tuple(server_vaes(info)) if info else (),
         )
 
     @property
@@ -249,7 +251,9 @@ class ComfyBackend:
                 self._upscale(job, job.order, emit)
                 return
             if job.request is None:
-                emit(ModelLoaded(self._use_model(job.model_ref)))
+                info = self._use_model(job.model_ref)
+                self._vae(job.model_ref)
+                emit(ModelLoaded(info))
                 return
             check_request(job.request)
             info = self._use_model(job.model_ref)
@@ -316,14 +320,12 @@ class ComfyBackend:
                 "to run: raise the strength or the steps."
             )
         upscale = hires_size(request)
+        hires_model = None
         if upscale is not None:
             if max(upscale) > int(BY_NAME["width"].maximum or 0):
                 raise InputError(f"Hires fix to {upscale[0]}x{upscale[1]} is too large: lower the hires upscale or the size.")
             if request.hires.hires_upscaler not in LATENT_METHODS | PIXEL_METHODS:
-                raise InputError(
-                    f"The hires upscaler {request.hires.hires_upscaler!r} is a file on this computer; on a server "
-                    f"use one of {', '.join(LATENT_METHODS | PIXEL_METHODS)}."
-                )
+                hires_model = self._upscaler(request.hires.hires_upscaler, (*LATENT_METHODS, *PIXEL_METHODS))
             hires_steps = hires_plan(request)[0]
             if hires_steps < 1:
                 raise InputError(
@@ -332,11 +334,13 @@ class ComfyBackend:
                 )
             steps += hires_steps
         loras, skipped = self._loras(request)
+        vae = self._vae(request.model)
         embeddings = server_embeddings(self._server_info())
         prompt = request.prompt
         networks = (
             *(UsedNetwork("lora", listed_name(lora.name), "", lora.model_strength) for lora in loras),
             *(UsedNetwork("embedding", name, "") for name in used_embeddings((prompt.prompt, prompt.negative_prompt), embeddings)),
+            *((UsedNetwork("vae", listed_name(vae), ""),) if vae else ()),
         )
         prepared = prepare_inputs(request)
         request = request.replace(width=prepared.width, height=prepared.height)
@@ -354,7 +358,7 @@ class ComfyBackend:
             batch_seeds = seeds[start : start + extent.batch_size]
             graph = batch_graph(
                 request, info.source, batch_seeds, (prepared.width, prepared.height), uploaded, websocket_images, upscale,
-                loras, embeddings,
+                loras, embeddings, vae, hires_model,
             )
             images = self._prompt_run(job, graph, emit, total, start * steps).run()
             batch = []
@@ -388,22 +392,37 @@ class ComfyBackend:
         skipped = [f"{t.text}: {t.kind} tags do nothing on a ComfyUI server; it was left out." for t in tags if t.kind != "lora"]
         return loras, skipped
 
+    def _vae(self, ref: ModelRef) -> str | None:
+        """The server's VAE file `ref.vae` names (None: the checkpoint's own); one the server
+        lacks, even after a fresh look, fails naming the server and close matches."""
+        if not ref.vae:
+            return None
+        for refresh in (False, True):  # a VAE copied in since the last look counts
+            names = server_vaes(self._server_info(refresh))
+            found = find_listed(names, ref.vae)
+            if found is not None:
+                return found
+        known = [listed_name(n) for n in names]
+        raise InputError(not_found_message(NetworkKind.VAE, ref.vae, known, f"the server at {self.url}"))
+
+    def _upscaler(self, name: str, methods: tuple[str, ...]) -> str:
+        """The server's upscaler model `name` names; one it lacks, even after a fresh look, is
+        refused naming the server's own and the built-in `methods`."""
+        for refresh in (False, True):  # a model copied in since the last look counts
+            names = server_upscalers(self._server_info(refresh))
+            model = find_listed(names, name)
+            if model is not None:
+                return model
+        raise InputError(
+            f"The server at {self.url} has no upscaler model {name!r} (it has: {', '.join(names) or 'none'}); "
+            f"use one of its models or {', '.join(methods)}."
+        )
+
     def _upscale(self, job: ComfyJob, order: Upscale, emit: Callback) -> None:
         """The picture enlarged on the server by one of its upscaler models (`models/upscale_models`)
         or Lanczos; a model the server lacks, even after a fresh look, is refused naming its own."""
         image = upscale_input(order)
-        model = None
-        if order.upscaler != LANCZOS:
-            for refresh in (False, True):
-                names = server_upscalers(self._server_info(refresh))
-                model = find_listed(names, order.upscaler)
-                if model is not None:
-                    break
-            else:
-                raise InputError(
-                    f"The server at {self.url} has no upscaler model {order.upscaler!r} (it has: "
-                    f"{', '.join(names) or 'none'}); use one of its models or {LANCZOS}."
-                )
+        model = self._upscaler(order.upscaler, (LANCZOS,)) if order.upscaler != LANCZOS else None
         websocket_images = self._websocket_images and bool(self._server_info().get("SaveImageWebsocket"))
         graph = upscale_graph(self._put(image), order.size(*image.size), model, websocket_images)
         emit(Started(total=1))

@@ -70,7 +70,9 @@ class BatchGraph:
 
 
 # The node classes whose /object_info a backend needs.
-KNOWN_NODES = ("CheckpointLoaderSimple", "KSampler", "SaveImageWebsocket", "LoraLoader", "UpscaleModelLoader")
+KNOWN_NODES = (
+    "CheckpointLoaderSimple", "KSampler", "SaveImageWebsocket", "LoraLoader", "UpscaleModelLoader", "VAELoader",
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,15 @@ def server_loras(object_info: Mapping[str, Any]) -> list[str]:
 
 def server_upscalers(object_info: Mapping[str, Any]) -> list[str]:
     return _options(object_info, "UpscaleModelLoader", "model_name")
+
+
+# VAELoader also offers these built-in decoders (tiny previews, Flux-style pixel space), not files.
+_BUILTIN_VAES = {"pixel_space", "taesd", "taesdxl", "taesd3", "taef1"}
+
+
+def server_vaes(object_info: Mapping[str, Any]) -> list[str]:
+    """The server's VAE files (`models/vae`)."""
+    return [n for n in _options(object_info, "VAELoader", "vae_name") if n not in _BUILTIN_VAES]
 
 
 # The server's embedding names live beside its nodes' lists in one cached "server info".
@@ -191,17 +202,24 @@ def batch_graph(
     hires_size: tuple[int, int] | None = None,
     loras: Sequence[Lora] = (),
     embeddings: Sequence[str] = (),
+    vae_name: str | None = None,
+    hires_model: str | None = None,
 ) -> BatchGraph:
     """The graph of one batch of `request` (model defaults filled in, checked) at `size`, one
     image per seed, with a hires pass to `hires_size` when given. Final images go over the
     websocket (no file on the server) or, without that node, to the server's temp folder for
     `/history` + `/view`. `loras` chain LoraLoaders after the checkpoint; the prompts' own
     `<lora:…>` tags are left out of the text and the server's `embeddings` are named as ComfyUI
-    names them (`comfy_text`)."""
+    names them (`comfy_text`). `vae_name`, a VAE file of the server, encodes and decodes
+    instead of the checkpoint's own VAE; `hires_model`, an upscaler model of the server, is the
+    hires upscaler `request` names."""
     sampling = request.sampling
     sampler_name, scheduler = SAMPLERS[sampling.sampler]
     clip, vae, model = [CHECKPOINT, 1], [CHECKPOINT, 2], [CHECKPOINT, 0]
     graph: Graph = {CHECKPOINT: {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}}}
+    if vae_name is not None:
+        graph["vae"] = {"class_type": "VAELoader", "inputs": {"vae_name": vae_name}}
+        vae = ["vae", 0]
     for k, lora in enumerate(loras):
         graph[f"lora{k}"] = {"class_type": "LoraLoader", "inputs": {
             "model": model, "clip": clip, "lora_name": lora.name,
@@ -239,7 +257,7 @@ def batch_graph(
         decode, save = f"decode{k}", f"save{k}"
         result = ksampler(f"sample{k}", seed, latent, steps, denoise)
         if hires_size is not None:
-            result = _hires_pass(graph, request, k, result, hires_size, vae)
+            result = _hires_pass(graph, request, k, result, hires_size, vae, hires_model)
             result = ksampler(f"hires{k}", seed, result, *hires_plan(request))
         graph[decode] = {"class_type": "VAEDecode", "inputs": {"samples": result, "vae": vae}}
         graph[save] = _output([decode, 0], websocket_output)
@@ -248,10 +266,12 @@ def batch_graph(
 
 
 def _hires_pass(
-    graph: Graph, request: GenerationRequest, k: int, latent: list[Any], size: tuple[int, int], vae: list[Any]
+    graph: Graph, request: GenerationRequest, k: int, latent: list[Any], size: tuple[int, int], vae: list[Any],
+    model: str | None,
 ) -> list[Any]:
     """Image k's first-pass latent enlarged to `size`: the latents themselves, or the decoded
-    picture enlarged and encoded again (the second sampler starts from the result)."""
+    picture enlarged (by the upscaler `model`, then Lanczos to the exact size, as an upscale job
+    runs it) and encoded again (the second sampler starts from the result)."""
     upscaler = request.hires.hires_upscaler
     width, height = size
     if upscaler in LATENT_METHODS:
@@ -260,8 +280,14 @@ def _hires_pass(
             "crop": "disabled"}}
         return [f"enlarge{k}", 0]
     graph[f"first{k}"] = {"class_type": "VAEDecode", "inputs": {"samples": latent, "vae": vae}}
+    pixels: list[Any] = [f"first{k}", 0]
+    if model is not None:
+        graph["hires_upscaler"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": model}}
+        graph[f"by_model{k}"] = {"class_type": "ImageUpscaleWithModel",
+                                 "inputs": {"upscale_model": ["hires_upscaler", 0], "image": pixels}}
+        pixels = [f"by_model{k}", 0]
     graph[f"enlarge{k}"] = {"class_type": "ImageScale", "inputs": {
-        "image": [f"first{k}", 0], "upscale_method": PIXEL_METHODS[upscaler], "width": width, "height": height,
+        "image": pixels, "upscale_method": PIXEL_METHODS.get(upscaler, "lanczos"), "width": width, "height": height,
         "crop": "disabled"}}
     graph[f"encode{k}"] = {"class_type": "VAEEncode", "inputs": {"pixels": [f"enlarge{k}", 0], "vae": vae}}
     return [f"encode{k}", 0]

@@ -175,6 +175,7 @@ class MultiBackend:
             upscalers=on_all("upscalers"),
             loras=on_all("loras"),
             embeddings=on_all("embeddings"),
+            vaes=on_all("vaes"),
         )
 
     @property
@@ -229,19 +230,22 @@ class MultiBackend:
                 job.inner = self._submit(server, job)
 
     def _idle_server(self, job: MultiJob) -> ComfyBackend | None:
-        """The first idle server with everything the job names (its model and its LoRAs), else
+        """The first idle server with everything the job names (its model, LoRAs and VAE), else
         with its model. While only busy servers have them the job waits for one; when no
         connected server has them, any idle one takes it and fails with the server's own words."""
         connected = [s for s in self.servers if s.connected]
         idle = [s for s in connected if s not in self._running]
-        everything = lambda s: self._has(s, job.model_ref) and self._has_loras(s, job)  # noqa: E731
+        everything = lambda s: self._has(s, job.model_ref) and self._has_addons(s, job)  # noqa: E731
         for fits in (everything, lambda s: self._has(s, job.model_ref)):
             if any(fits(s) for s in connected):
                 return next((s for s in idle if fits(s)), None)
         return (idle or [None])[0]
 
     @staticmethod
-    def _has_loras(server: ComfyBackend, job: MultiJob) -> bool:
+    def _has_addons(server: ComfyBackend, job: MultiJob) -> bool:
+        vae = job.model_ref.vae
+        if vae and find_listed(server.capabilities().vaes, vae) is None:
+            return False
         if job.request is None:
             return True
         prompt = job.request.prompt
