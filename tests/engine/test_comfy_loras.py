@@ -56,7 +56,7 @@ def write_vae() -> None:
         return
     prefix = "first_stage_model."
     with safe_open(str(install() / "models" / "checkpoints" / CHECKPOINT), "pt") as checkpoint:
-        tensors = {k.removeprefix(prefix): checkpoint.get_tensor(k) for k in checkpoint.keys() if k.startswith(prefix)}
+        tensors = {k.removeprefix(prefix): checkpoint.get_tensor(k) for k in checkpoint.keys() if k.startswith(prefix)}  # noqa: SIM118
     tensors["decoder.conv_out.bias"] = tensors["decoder.conv_out.bias"] + 0.3
     partial = path.with_suffix(".partial")
     save_file(tensors, str(partial))
