@@ -18,9 +18,14 @@ import hashlib
 import os
 import re
 import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sdstudio.engine.events import UsedNetwork
 
 SAFE_SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -150,6 +155,30 @@ def listed_name(listed: str) -> str:
     A1111 finds `<lora:ink:1>` for `styles/ink.safetensors`."""
     base = listed.replace("\\", "/").rsplit("/", 1)[-1]
     return base.rsplit(".", 1)[0] if "." in base else base
+
+
+def find_listed(names: Sequence[str], wanted: str) -> str | None:
+    """The listed name `wanted` means: the name as listed, or without its folders and
+    extension (exact case first, then any case); None when none matches."""
+    for same in (lambda a, b: a == b, lambda a, b: a.lower() == b.lower()):
+        for name in names:
+            if same(name, wanted) or same(listed_name(name), wanted) or same(name.rsplit(".", 1)[0], wanted):
+                return name
+    return None
+
+
+def missing_listed(
+    used: Sequence[UsedNetwork], listed: Mapping[NetworkKind, Sequence[str]], where: str
+) -> list[tuple[UsedNetwork, str]]:
+    """Each recorded add-on file (kinds in `listed`) that is not among the names `listed` per
+    kind (a server's lists), with the sentence that says so."""
+    missing = []
+    for network in used:
+        kind = next((k for k in NetworkKind if k.value == network.kind), None)
+        names = listed.get(kind) if kind is not None else None
+        if kind is not None and names is not None and find_listed(names, network.name) is None:
+            missing.append((network, not_found_message(kind, network.name, [listed_name(n) for n in names], where)))
+    return missing
 
 
 def _stem(path: Path) -> str:

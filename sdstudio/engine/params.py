@@ -117,9 +117,12 @@ def networks_from_infotext(text: str | Infotext) -> list[UsedNetwork]:
     return found
 
 
-def missing_networks(used: list[UsedNetwork], folders: NetworkFolders, allow_pickle: bool = False) -> list[str]:
-    """A sentence for each recorded add-on file not in its folder now (for reusing an image's
-    parameters: the prompt names embeddings and LoRAs, which work again once the files are back)."""
+def missing_networks(
+    used: list[UsedNetwork], folders: NetworkFolders, allow_pickle: bool = False
+) -> list[tuple[UsedNetwork, str]]:
+    """Each recorded add-on file not in its folder now, with the sentence that says so (for
+    reusing an image's parameters: the prompt names embeddings and LoRAs, which work again
+    once the files are back). `networks.missing_listed` asks a server's lists instead."""
     from sdstudio.engine.networks import NetworkKind, NetworkNotFound, find_network
 
     missing = []
@@ -128,7 +131,7 @@ def missing_networks(used: list[UsedNetwork], folders: NetworkFolders, allow_pic
             kind = NetworkKind(network.kind)
             find_network(kind, network.name, folders.folder(kind), allow_pickle)
         except NetworkNotFound as exc:
-            missing.append(str(exc))
+            missing.append((network, str(exc)))
         except ValueError:
             continue  # a kind this app does not know
     return missing

@@ -14,20 +14,26 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QKeySequence
 
+from sdstudio.engine.events import UsedNetwork
 from sdstudio.engine.networks import (
     NetworkFile,
     NetworkFolders,
     NetworkKind,
     list_networks,
     listed_name,
+    missing_listed,
 )
+from sdstudio.engine.params import missing_networks
+from sdstudio.engine.request import ModelRef
 from sdstudio.ui.errors import Level
 from sdstudio.ui.networks_panel import NetworksPanel
 from sdstudio.ui.vae_menu import VaeMenu
 
 if TYPE_CHECKING:
-    from sdstudio.engine.request import ModelInfo, ModelRef
+    from sdstudio.engine.request import ModelInfo
     from sdstudio.ui.main_window import MainWindow
+
+MISSING_ADDONS = "missing add-on files"  # the banner's cause: reusing another image clears it
 
 
 class Addons(QObject):
@@ -58,6 +64,7 @@ class Addons(QObject):
         self.vae_menu.chosen.connect(self._vae_chosen)
         window.controller.model_loaded.connect(self._model_loaded)
         window.controller.model_failed.connect(self._model_failed)
+        window.parameters_reused.connect(self._parameters_reused)
         self._listed_for = ""
         self.refresh()
 
@@ -142,6 +149,34 @@ class Addons(QObject):
         else:
             self.window.settings.vaes.pop(ref.source, None)
         self.window.load_model(ref)
+
+    def _parameters_reused(self, fields: dict) -> None:
+        """Say which add-on files a reused image names are not here (on a server: not on it),
+        and decode with the VAE the image was made with when its model is the one loaded."""
+        server = self.window.settings.server
+        missing = self._missing_on_server(fields.get("networks", []), server) if server else (
+            missing_networks(fields.get("networks", []), self.folders()))
+        if missing:
+            where = f"on the server at {server}" if server else "here"
+            self.window.report(f"This image used add-on files that are not {where}: " + " ".join(m for _, m in missing),
+                               level=Level.WARNING, cause=MISSING_ADDONS)
+        else:
+            self.window.banner.clear(MISSING_ADDONS)
+        made_with, loaded = fields.get("model"), self.window.controller.model_ref
+        if (isinstance(made_with, ModelRef) and loaded is not None and made_with.source == loaded.source
+                and made_with.vae != loaded.vae and not any(n.kind == NetworkKind.VAE for n, _ in missing)):
+            self.window.report(f"Model ▸ VAE: {made_with.vae or 'from the model'}, as this image was made.",
+                               level=Level.INFO)
+            self._vae_chosen(made_with.vae)
+
+    def _missing_on_server(self, used: list[UsedNetwork], server: str) -> list[tuple[UsedNetwork, str]]:
+        controller = self.window.controller
+        if not controller.backend_started:
+            return []  # not connected yet: the job says it, if a file is missing
+        capabilities = controller.jobs.backend.capabilities()
+        listed = {NetworkKind.LORA: capabilities.loras, NetworkKind.EMBEDDING: capabilities.embeddings,
+                  NetworkKind.VAE: capabilities.vaes}
+        return missing_listed(used, listed, f"the server at {server}")
 
     def _model_loaded(self, ref: ModelRef, _info: ModelInfo) -> None:
         self.vae_menu.set_current(ref.vae)

@@ -17,8 +17,6 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from sdstudio.engine.events import ErrorKind, Finished, ResultImage
-from sdstudio.engine.networks import NetworkFolders
-from sdstudio.engine.params import missing_networks
 from sdstudio.engine.request import Mode, ModelRef
 from sdstudio.history import HistoryError, HistoryImage, HistoryStore
 from sdstudio.ui.errors import Level
@@ -29,8 +27,6 @@ from sdstudio.ui.upscale_menu import file_order
 if TYPE_CHECKING:
     from sdstudio.ui.main_window import MainWindow
 
-
-MISSING_ADDONS = "missing add-on files"  # the banner's cause: reusing another image clears it
 
 
 class HistorySaver(QObject):
@@ -176,16 +172,7 @@ class HistoryPanel(QObject):
         """Fill the prompt and parameter panels (mode included) from an image's fields, and
         say so when the image was made with another model than the one loaded."""
         self.window.apply_fields(fields)
-        if not self.window.settings.server:  # a server's files are the server's to name
-            folders = NetworkFolders.default(**self.window.settings.folders)
-            missing = missing_networks(fields.get("networks", []), folders)
-            if missing:
-                self.window.report(
-                    "This image used add-on files that are not here: " + " ".join(missing), level=Level.WARNING,
-                    cause=MISSING_ADDONS,
-                )
-            else:
-                self.window.banner.clear(MISSING_ADDONS)
+        self.window.parameters_reused.emit(fields)
         made_with, loaded = fields.get("model"), self.window.controller.model_ref
         if isinstance(made_with, ModelRef) and loaded is not None and made_with.source != loaded.source:
             self.window.report(

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -84,6 +84,11 @@ NO_MODEL_HELP = "Use Model ▸ Open model folder… or Open .safetensors… to l
 
 
 class MainWindow(QMainWindow):
+    # An image's parameters were reused (gallery or dropped file): its fields (see
+    # `request_fields`, with "model" and "networks"), after the panels took them. Add-ons
+    # check the files it names; UI thread.
+    parameters_reused = Signal(dict)
+
     def __init__(
         self,
         store: SettingsStore,

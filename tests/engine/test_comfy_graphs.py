@@ -11,7 +11,6 @@ from sdstudio.engine.comfy.graphs import (
     Uploaded,
     batch_graph,
     comfy_text,
-    find_listed,
     sampler_plan,
     server_samplers,
     server_upscalers,
@@ -19,6 +18,7 @@ from sdstudio.engine.comfy.graphs import (
     upscale_graph,
     used_embeddings,
 )
+from sdstudio.engine.networks import find_listed
 from sdstudio.engine.request import GenerationRequest, Mode
 
 

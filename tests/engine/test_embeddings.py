@@ -248,5 +248,5 @@ def test_missing_embeddings_are_named_when_parameters_are_reused(tmp_path):
     save_file({"emb_params": vectors(1, 13)}, tmp_path / "kitten.safetensors")
     folders = NetworkFolders.default(embeddings=tmp_path, loras=tmp_path, vaes=tmp_path, upscalers=tmp_path)
     used = [UsedNetwork("embedding", "kitten", "x"), UsedNetwork("embedding", "kiten2", "y")]
-    [message] = missing_networks(used, folders)
+    [(_network, message)] = missing_networks(used, folders)
     assert "No embedding called 'kiten2'" in message and "kitten" in message

@@ -184,9 +184,12 @@ def test_reusing_an_img2img_image_restores_its_init_image(qtbot, window, panel):
 def test_reusing_an_image_whose_lora_is_gone_says_which_file_is_missing(tmp_path, window, panel):
     from PIL.PngImagePlugin import PngInfo
 
+    from sdstudio.ui.addons import Addons
+
     loras = tmp_path / "loras"
     loras.mkdir()
     window.settings.folders = {"loras": str(loras)}
+    Addons(window)  # it checks the files a reused image names
     info = PngInfo()
     info.add_text("parameters", 'a castle <lora:film_grain:0.7>\nSteps: 17, Sampler: Euler, Seed: 99, Size: 64x80, '
                                 'Lora hashes: "film_grain: 0123456789ab"')

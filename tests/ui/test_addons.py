@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from sdstudio.engine.backend import Capabilities
-from sdstudio.engine.events import ErrorKind, Failed, ModelLoaded
+from sdstudio.engine.events import ErrorKind, Failed, ModelLoaded, UsedNetwork
 from sdstudio.engine.networks import NetworkFolders, NetworkKind
 from sdstudio.engine.request import Family, ModelInfo, ModelRef
 
@@ -96,6 +96,41 @@ def test_vae_menu_sets_the_vae_of_the_next_request_and_is_kept_per_model(window,
     vae_action(window, "From the model").trigger()
     assert window.build_request().model.vae == ""
     assert window.settings.vaes == {}
+
+
+def test_reusing_an_image_decodes_with_its_vae_when_it_was_made_with_the_loaded_model(window, qtbot, tmp_path):
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "kl-f8-anime.safetensors").write_bytes(b"\0" * 16)
+    model = str(tmp_path / "a.safetensors")
+    window.load_model(ModelRef(model))
+    qtbot.waitUntil(lambda: window.controller.model_info is not None)
+
+    gone = {"model": ModelRef(model, vae="clearvae"), "networks": [UsedNetwork("vae", "clearvae", "")]}
+    window.parameters_reused.emit(gone)
+    assert window.build_request().model.vae == ""  # a missing VAE is named, not loaded
+    assert "No VAE called 'clearvae'" in window.banner.problems()[-1].message
+
+    made = {"model": ModelRef(model, vae="kl-f8-anime"), "networks": [UsedNetwork("vae", "kl-f8-anime", "")]}
+    window.parameters_reused.emit(made)
+    assert window.backend.loads[-1].vae == "kl-f8-anime" and window.settings.vaes == {model: "kl-f8-anime"}
+    assert not any("No VAE" in p.message for p in window.banner.problems())
+    other_model = {"model": ModelRef(str(tmp_path / "b.safetensors")), "networks": []}
+    window.parameters_reused.emit(other_model)  # another model's VAE choice is not this one's
+    assert window.build_request().model.vae == "kl-f8-anime"
+    window.parameters_reused.emit({"model": ModelRef(model), "networks": []})
+    assert window.build_request().model.vae == ""
+
+
+def test_on_a_server_reusing_an_image_names_the_files_the_server_lacks(window, qtbot):
+    window.settings.server = "http://gpu:8188"
+    window.controller.jobs  # noqa: B018  # the backend starts (the window does on its first job)
+    used = [UsedNetwork("lora", "detail_tweaker", ""), UsedNetwork("lora", "detail_tweakr", ""),
+            UsedNetwork("embedding", "bad_hands", ""), UsedNetwork("vae", "vae-ft-mse", "")]
+    window.parameters_reused.emit({"networks": used})
+    [problem] = [p for p in window.banner.problems() if "add-on" in p.message]
+    assert "not on the server at http://gpu:8188" in problem.message
+    assert "No LoRA called 'detail_tweakr'" in problem.message and "did you mean detail_tweaker" in problem.message
+    assert problem.message.count("No ") == 1
 
 
 def test_folders_dialog_sets_the_folders_and_the_panel_lists_the_new_one(window, qtbot, tmp_path):

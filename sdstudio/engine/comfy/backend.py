@@ -37,7 +37,6 @@ from sdstudio.engine.comfy.graphs import (
     Lora,
     Uploaded,
     batch_graph,
-    find_listed,
     hires_plan,
     sampler_plan,
     server_checkpoints,
@@ -74,7 +73,13 @@ from sdstudio.engine.images import (
     upscale_input,
 )
 from sdstudio.engine.job_queue import SerialQueue
-from sdstudio.engine.networks import NetworkKind, listed_name, not_found_message, parse_tags
+from sdstudio.engine.networks import (
+    NetworkKind,
+    find_listed,
+    listed_name,
+    not_found_message,
+    parse_tags,
+)
 from sdstudio.engine.parameters import BY_NAME, MAX_SEED, seeds_for
 from sdstudio.engine.params import result_image
 from sdstudio.engine.request import Family, GenerationRequest, ImageData, ModelInfo, ModelRef

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sdstudio.engine.networks import listed_name, strip_tags
+from sdstudio.engine.networks import strip_tags
 from sdstudio.engine.request import GenerationRequest, Mode
 
 Graph = dict[str, dict[str, Any]]
@@ -146,16 +146,6 @@ def used_embeddings(texts: Sequence[str], embeddings: Sequence[str]) -> list[str
             if match.group(1) in embeddings and match.group(1) not in found:
                 found.append(match.group(1))
     return found
-
-
-def find_listed(names: Sequence[str], wanted: str) -> str | None:
-    """The listed name `wanted` means: the name as listed, or without its folders and
-    extension (exact case first, then any case); None when none matches."""
-    for same in (lambda a, b: a == b, lambda a, b: a.lower() == b.lower()):
-        for name in names:
-            if same(name, wanted) or same(listed_name(name), wanted) or same(name.rsplit(".", 1)[0], wanted):
-                return name
-    return None
 
 
 def server_samplers(object_info: Mapping[str, Any]) -> list[str]:

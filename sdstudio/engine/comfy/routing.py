@@ -22,9 +22,8 @@ from dataclasses import dataclass, field, replace
 
 from sdstudio.engine.backend import Backend, Callback, Capabilities, JobHandle, ServerState, Upscale
 from sdstudio.engine.comfy.backend import ComfyBackend
-from sdstudio.engine.comfy.graphs import find_listed
 from sdstudio.engine.events import OUTCOMES, Cancelled, Event, JobKind, JobState, is_last_event
-from sdstudio.engine.networks import parse_tags
+from sdstudio.engine.networks import find_listed, parse_tags
 from sdstudio.engine.request import GenerationRequest, ModelInfo, ModelRef
 
 log = logging.getLogger(__name__)
