@@ -319,7 +319,7 @@ PARAMETERS += (
           minimum=0, maximum=1, step=0.01, decimals=2, modes=TXT2IMG_ONLY, infotext="Denoising strength",
           write=_hires(lambda f: f["hires_denoise"]),
           # img2img writes the same key for its own strength: only a hires text names this one.
-          read=lambda pairs: _convert(float, pairs["Denoising strength"]) if "Hires upscale" in pairs else None,
+          read=lambda pairs: _convert(float, pairs.get("Denoising strength")) if "Hires upscale" in pairs else None,
           cli="--hires-denoise",
           cli_help="hires fix: denoising strength of the second pass"),
 )

@@ -41,6 +41,7 @@ from sdstudio.canvas.convert import to_qimage
 from sdstudio.engine.backend import builtin_model_available
 from sdstudio.engine.events import Finished, ResultImage
 from sdstudio.engine.memory import MemoryOptions
+from sdstudio.engine.networks import listed_name
 from sdstudio.engine.parameters import Mode
 from sdstudio.engine.request import (
     BUILTIN_MODEL,
@@ -352,6 +353,7 @@ class MainWindow(QMainWindow):
         self.results.upscale.connect(self._upscale_shown)
         # Opening a menu never starts the backend (a server may take seconds to answer).
         self.results.upscalers = lambda: self.controller.capabilities().upscalers if self.controller.backend_started else ()
+        self.params.set_upscaler_lister(lambda: [listed_name(name) for name in self.results.upscalers()])
         self.results.problem.connect(self.report)
         # One banner per notice of the running job; the next job's notices replace them.
         c.notice.connect(lambda message: self.report(message, level=Level.INFO, cause=f"job:{message}"))

@@ -10,10 +10,11 @@ changes them; `request_fields()` gives None for those, and the engine fills in t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QRegularExpression, QSize, Signal
-from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtCore import QRegularExpression, QSignalBlocker, QSize, Signal
+from PySide6.QtGui import QFocusEvent, QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -44,6 +45,42 @@ SIZE_PRESETS = [(512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512), (1
 PANEL_FIELDS = tuple(p.name for p in PARAMETERS if p.control is not Control.NONE)
 # Shown before the model says otherwise.
 _FALLBACK_MODEL_DEFAULTS = {"width": 512, "height": 512, "cfg_scale": 7.0}
+
+
+class ListedCombo(QComboBox):
+    """A parameter's fixed choices, then the names `lister` gives (the backend's upscaler
+    models), listed afresh whenever it opens or takes the keyboard focus, as files come and go.
+    A value set from elsewhere (a reused image) stays listed even when nothing lists it."""
+
+    def __init__(self, choices: Sequence[str]) -> None:
+        super().__init__()
+        self._choices = tuple(choices)
+        self.lister: Callable[[], Sequence[str]] = lambda: ()
+        self.addItems(self._choices)
+
+    def refresh(self) -> None:
+        current = self.currentText()
+        names = [n for n in dict.fromkeys(self.lister()) if n not in self._choices]
+        if current not in (*self._choices, *names):
+            names.append(current)
+        with QSignalBlocker(self):
+            while self.count() > len(self._choices):
+                self.removeItem(self.count() - 1)
+            self.addItems(names)
+            self.setCurrentText(current)
+
+    def set_value(self, text: str) -> None:
+        if self.findText(text) < 0:
+            self.addItem(text)
+        self.setCurrentText(text)
+
+    def showPopup(self) -> None:
+        self.refresh()
+        super().showPopup()
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        self.refresh()
+        super().focusInEvent(event)
 
 
 class ParameterPanel(QWidget):
@@ -113,6 +150,8 @@ class ParameterPanel(QWidget):
             self._add_size_row()
 
     def _control(self, param: Param) -> QWidget:
+        if param.control is Control.COMBO and param.also is not None:
+            return ListedCombo(param.choices)
         if param.control is Control.COMBO:
             combo = QComboBox()
             if param.kind is Mode:
@@ -220,6 +259,11 @@ class ParameterPanel(QWidget):
         self.sampler.addItems(names)
         self._select_sampler(current)
 
+    def set_upscaler_lister(self, lister: Callable[[], Sequence[str]]) -> None:
+        """Where the hires upscaler's choices beyond the built-in methods come from (the
+        backend's upscaler models, by the names a prompt or A1111's text gives them)."""
+        self.controls["hires_upscaler"].lister = lister  # type: ignore[attr-defined]
+
     def set_last_seed(self, seed: int) -> None:
         self._last_seed = seed
         self.reuse_seed.setEnabled(True)
@@ -245,6 +289,8 @@ class ParameterPanel(QWidget):
         widget = self.controls[param.name]
         if param.kind is Mode:
             self.mode.setCurrentIndex(self.mode.findData(Mode(value)))
+        elif isinstance(widget, ListedCombo):
+            widget.set_value(str(value))
         elif param.choices:
             widget.setCurrentText(str(value))  # type: ignore[attr-defined]
         elif param.control is Control.COMBO:

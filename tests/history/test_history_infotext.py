@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sdstudio.engine.infotext import format_infotext, parse_infotext
 from sdstudio.engine.parameters import BY_NAME
@@ -131,3 +133,13 @@ def test_our_own_text_reads_back_as_the_same_request():
 )
 def test_odd_texts_give_what_can_be_read(junk, expected):
     assert fields_from_infotext(junk) == expected
+
+
+_KEYS = sorted({p.infotext for p in BY_NAME.values() if p.infotext} | {"Size", "Hires upscale", "Denoising strength"})
+
+
+@given(st.dictionaries(st.sampled_from(_KEYS), st.sampled_from(["2", "0.5", "-1", "x", "", "1e400", "64x64"]), max_size=8))
+def test_any_subset_of_the_known_keys_with_any_values_reads_without_raising(pairs):
+    # A foreign text may hold one key of a pair without the other (a hires scale, no denoise).
+    fields = fields_from_infotext(format_infotext("a", "", pairs))
+    assert all(BY_NAME[name].problem(value) is None for name, value in fields.items() if name in BY_NAME)

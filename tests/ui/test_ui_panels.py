@@ -133,3 +133,27 @@ def test_size_from_image_takes_the_init_images_size_snapped(qtbot):
     assert asked == [True]
     panel.set_size(1001, 30)
     assert (panel.request_fields()["width"], panel.request_fields()["height"]) == (1000, 64)  # 1001 -> 1000, 30 -> min
+
+
+def test_the_hires_upscaler_offers_the_backends_upscaler_models_and_keeps_a_reused_one(qtbot):
+    from PySide6.QtCore import Qt
+
+    panel = ParameterPanel()
+    qtbot.addWidget(panel)
+    installed = ["4x-UltraSharp", "Lanczos"]  # a model named like a method is the method
+    panel.set_upscaler_lister(lambda: installed)
+    combo = panel.controls["hires_upscaler"]
+    panel.show()
+    qtbot.waitExposed(panel)
+    combo.setFocus()  # the keyboard reaches it: listed afresh
+    qtbot.waitUntil(combo.hasFocus)
+    items = [combo.itemText(i) for i in range(combo.count())]
+    assert items[-1] == "4x-UltraSharp" and items.count("Lanczos") == 1
+    qtbot.keyClick(combo, Qt.Key.Key_End)  # the last entry, by keyboard
+    assert panel.request_fields()["hires_upscaler"] == "4x-UltraSharp"
+
+    panel.apply_fields(fields_from_infotext("a\nSteps: 4, Hires upscale: 2, Hires upscaler: 4x-AnimeSharp"))
+    assert panel.request_fields()["hires_upscaler"] == "4x-AnimeSharp"  # not installed here: kept, the job says so
+    installed.clear()
+    combo.refresh()
+    assert combo.currentText() == "4x-AnimeSharp" and combo.findText("4x-UltraSharp") < 0
