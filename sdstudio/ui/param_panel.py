@@ -66,11 +66,15 @@ class ListedCombo(QComboBox):
         with QSignalBlocker(self):
             while self.count() > len(self._choices):
                 self.removeItem(self.count() - 1)
+            if names:  # the installed models apart from the methods
+                self.insertSeparator(self.count())
             self.addItems(names)
             self.setCurrentText(current)
 
     def set_value(self, text: str) -> None:
         if self.findText(text) < 0:
+            if self.count() == len(self._choices):
+                self.insertSeparator(self.count())
             self.addItem(text)
         self.setCurrentText(text)
 
