@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, type=Path, metavar="DIR", dest=f"{kind.value}_dir",
                        help=f"folder of {what} (default: ${kind.env}, else the app's data folder)")
     p.add_argument("--vae", default="", metavar="NAME",
-                   help="a VAE file's name in the VAE folder, or a path (default: the model's own VAE)")
+                   help="a VAE file's name in the VAE folder (with --server: of the server), or a path (default: the model's own VAE)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     return p
 

@@ -37,3 +37,21 @@ def test_a_model_the_server_lacks_fails_naming_it(tmp_path, capsys):
     code = main(["--server", shared_server().url, "--model", "nope.safetensors", "--prompt", "x", "--steps", "1",
                  "--width", "64", "--height", "64", "--out", str(tmp_path)])
     assert code == 1 and "nope.safetensors" in capsys.readouterr().err
+
+
+def test_a_vae_and_a_hires_upscaler_model_of_the_server_from_the_command_line(tmp_path, capsys):
+    from tests.contract.comfy_server import install
+    from tests.engine.test_comfy_loras import VAE, write_vae
+    from tests.engine.test_upscalers import _esrgan, save_model
+
+    write_vae()
+    save_model(install() / "models" / "upscale_models", "sdstudio-test-x2.safetensors", _esrgan(2))
+    code = main(["--server", shared_server().url, "--model", CHECKPOINT, "--vae", VAE, "--prompt", "a plum",
+                 "--steps", "2", "--width", "64", "--height", "64", "--hires-scale", "1.5",
+                 "--hires-upscaler", "sdstudio-test-x2", "--hires-denoise", "0.5", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    (path,) = tmp_path.glob("*.png")
+    with Image.open(path) as image:
+        assert image.size == (96, 96)
+        text = image.text["parameters"]
+    assert f"VAE: {VAE}" in text and "Hires upscaler: sdstudio-test-x2" in text
