@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,10 +44,14 @@ class HistorySaver(QObject):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-save")
         # Each saved result's file, while the result lives (the window may upscale it).
         self.files: weakref.WeakKeyDictionary[ResultImage, str] = weakref.WeakKeyDictionary()
+        # Each result given to save(), to the save that writes it (done or not).
+        self.saves: weakref.WeakKeyDictionary[ResultImage, Future] = weakref.WeakKeyDictionary()
 
     def save(self, finished: Finished) -> Future:
         future = self._pool.submit(self._save, finished)
         future.add_done_callback(self._done)
+        for result in finished.results:
+            self.saves[result] = future
         return future
 
     def _save(self, finished: Finished) -> list[HistoryImage]:
@@ -79,6 +84,8 @@ class HistoryPanel(QObject):
 
     # (HistoryStore, or the HistoryError that stopped it): the store finished opening.
     opened = Signal(object)
+    # (callback, lineage id or None): a result's save ended; the callback runs on the UI thread.
+    _saved_for = Signal(object, object)
 
     def __init__(self, window: MainWindow, root: Path | str | None = None) -> None:
         super().__init__(window)
@@ -101,6 +108,7 @@ class HistoryPanel(QObject):
         window.controller.job_finished.connect(self.save)
         QApplication.instance().aboutToQuit.connect(self.close)
         self.opened.connect(self._opened, Qt.ConnectionType.QueuedConnection)
+        self._saved_for.connect(lambda then, lineage: then(lineage), Qt.ConnectionType.QueuedConnection)
         threading.Thread(target=self._open, args=(root,), name="history-open", daemon=True).start()
 
     def _open(self, root: Path | str | None) -> None:
@@ -226,16 +234,24 @@ class HistoryPanel(QObject):
             return
         self.window.upscale(order)
 
-    def _lineage_of(self, picture: ResultImage | Path) -> str | None:
-        """A saved result's file, or a file of this history by its path."""
+    def _lineage_of(self, picture: ResultImage | Path, then: Callable[[str | None], None]) -> None:
+        """then(lineage id): a result's file once its save has ended (a result upscaled right
+        after it finished still gets its parent), or a file of this history by its path."""
         if isinstance(picture, ResultImage):
-            return self.saver.files.get(picture) if self.saver else None
+            saver = self.saver
+            save = saver.saves.get(picture) if saver is not None else None
+            if saver is None or save is None:
+                then(None)
+            else:
+                save.add_done_callback(lambda _save: self._saved_for.emit(then, saver.files.get(picture)))
+            return
         if self.store is None:
-            return None
+            then(None)
+            return
         try:
-            return Path(picture).resolve().relative_to(self.store.root.resolve()).as_posix()
+            then(Path(picture).resolve().relative_to(self.store.root.resolve()).as_posix())
         except ValueError:
-            return None
+            then(None)
 
     def _file_of(self, image_id: int) -> str | None:
         """The lineage id of a history image: its file, stable across index rebuilds."""

@@ -9,8 +9,9 @@ Integration points for the other parts of the studio (canvas, history):
 - `attach_canvas(canvas)`: the canvas is where img2img / inpaint take the init image and mask.
 - `set_input_source(id)`: the lineage of the init image (e.g. the history file it came from),
   recorded with every result made from it; cleared when the canvas gets another picture.
-- `lineage_of(result or path)`: the lineage id of a picture shown (the history sets it), the
-  parent of what is made from it by "Upscale".
+- `lineage_of(result or path, then)`: calls then(lineage id) of a picture shown, once known
+  (the history sets it: a fresh result's once it is saved), the parent of what is made from
+  it by "Upscale".
 - `controller.job_finished(Finished)`: fires once per finished job.
 - `report(error, details, level, cause)`: the one way a problem reaches the person; with a
   cause, one banner per cause, and `banner.clear(cause)` once the cause is gone.
@@ -107,7 +108,8 @@ class MainWindow(QMainWindow):
         self.canvas: Canvas | None = None
         self._input_source: str | None = None
         # The lineage id of a fresh result or a picture file (the history's file); none without one.
-        self.lineage_of: Callable[[ResultImage | Path], str | None] = lambda _picture: None
+        self.lineage_of: Callable[[ResultImage | Path, Callable[[str | None], None]], None] = (
+            lambda _picture, then: then(None))
         self._init_image: Image | None = None
         self._last_engine_problem: Problem | None = None  # tagged "model" when it was a load
         self._dock_homes: dict[QDockWidget, Qt.DockWidgetArea] = {}  # for View ▸ Reset layout
@@ -195,17 +197,20 @@ class MainWindow(QMainWindow):
             self.report(f"Could not upscale: {exc}")
 
     def _upscale_shown(self, shown: Shown, scale: float, upscaler: str) -> None:
-        try:
-            if shown.result is not None:
-                order = result_order(shown.result, scale, upscaler, self.lineage_of(shown.result))
-            elif shown.path is not None:
-                order = file_order(shown.path, scale, upscaler, self.lineage_of(shown.path))
-            else:
+        result, path = shown.result, shown.path
+
+        def with_lineage(lineage: str | None) -> None:
+            try:
+                order = (result_order(result, scale, upscaler, lineage) if result is not None
+                         else file_order(path, scale, upscaler, lineage))  # type: ignore[arg-type]
+            except OSError as exc:
+                self.report(f"Could not read the picture to upscale: {exc}")
                 return
-        except OSError as exc:
-            self.report(f"Could not read the picture to upscale: {exc}")
-            return
-        self.upscale(order)
+            self.upscale(order)
+
+        picture = result if result is not None else path
+        if picture is not None:
+            self.lineage_of(picture, with_lineage)
 
     def request_fields(self) -> dict[str, Any]:
         """Prompt, negative prompt and every parameter, by parameter name."""

@@ -66,6 +66,19 @@ def test_upscale_a_fresh_result_from_its_menu_saves_a_child(qtbot, window, panel
     assert window.results.current().image.size().width() == 64  # the result view shows it
 
 
+def test_a_result_upscaled_before_its_save_ended_is_still_its_parent(qtbot, window, panel, monkeypatch):
+    import time
+
+    save = panel.store.save_finished
+    monkeypatch.setattr(panel.store, "save_finished", lambda finished: (time.sleep(0.5), save(finished))[1])
+    _finish(window, "a small apple")
+    assert panel.gallery.model.rowCount() == 0  # still being saved
+    _choose(window.results.context_menu(), "×2 Lanczos")
+    qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 2, timeout=TIMEOUT_MS)
+    child, source = panel.gallery.model.image_at(0), panel.gallery.model.image_at(1)
+    assert (child.width, source.width) == (64, 32) and child.parent_id == source.id
+
+
 def test_upscale_a_history_image_with_a_model_from_the_gallery_menu(qtbot, window, panel):
     _finish(window, "a history apple")
     qtbot.waitUntil(lambda: panel.gallery.model.rowCount() == 1, timeout=5000)
