@@ -70,6 +70,16 @@ def window(qtbot, qloop, tmp_path):
     window.controller.close()
 
 
+def loaded_beside_a_vae(window, qtbot, tmp_path, vae: str) -> str:
+    """A model loaded, and the VAE file `vae` in the VAE folder; the model's source."""
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / f"{vae}.safetensors").write_bytes(b"\0" * 16)
+    model = str(tmp_path / "a.safetensors")
+    window.load_model(ModelRef(model))
+    qtbot.waitUntil(lambda: window.controller.model_info is not None)
+    return model
+
+
 def vae_action(window, label):
     window.addons.vae_menu.rebuild()
     return next(a for a in window.addons.vae_menu.actions() if a.text().replace("&", "") == label)
@@ -99,11 +109,7 @@ def test_vae_menu_sets_the_vae_of_the_next_request_and_is_kept_per_model(window,
 
 
 def test_reusing_an_image_decodes_with_its_vae_when_it_was_made_with_the_loaded_model(window, qtbot, tmp_path):
-    (tmp_path / "vae").mkdir()
-    (tmp_path / "vae" / "kl-f8-anime.safetensors").write_bytes(b"\0" * 16)
-    model = str(tmp_path / "a.safetensors")
-    window.load_model(ModelRef(model))
-    qtbot.waitUntil(lambda: window.controller.model_info is not None)
+    model = loaded_beside_a_vae(window, qtbot, tmp_path, "kl-f8-anime")
 
     gone = {"model": ModelRef(model, vae="clearvae"), "networks": [UsedNetwork("vae", "clearvae", "")]}
     window.parameters_reused.emit(gone)
@@ -159,11 +165,7 @@ def test_folders_dialog_sets_the_folders_and_the_panel_lists_the_new_one(window,
 
 
 def test_a_vae_that_fails_to_load_is_forgotten(window, qtbot, tmp_path):
-    (tmp_path / "vae").mkdir()
-    (tmp_path / "vae" / "broken.safetensors").write_bytes(b"\0" * 16)
-    model = str(tmp_path / "a.safetensors")
-    window.load_model(ModelRef(model))
-    qtbot.waitUntil(lambda: window.controller.model_info is not None)
+    loaded_beside_a_vae(window, qtbot, tmp_path, "broken")
     with qtbot.waitSignal(window.controller.model_failed):
         vae_action(window, "broken").trigger()
     assert window.settings.vaes == {}
