@@ -34,7 +34,6 @@ from sdstudio.engine.comfy.graphs import (
     LATENT_METHODS,
     PIXEL_METHODS,
     BatchGraph,
-    Lora,
     Uploaded,
     batch_graph,
     hires_plan,
@@ -49,6 +48,7 @@ from sdstudio.engine.comfy.graphs import (
     used_embeddings,
 )
 from sdstudio.engine.comfy.prompt_run import PromptCancelled, PromptRun
+from sdstudio.engine.comfy.server_files import ServerFiles
 from sdstudio.engine.events import (
     BatchDone,
     Cancelled,
@@ -74,11 +74,7 @@ from sdstudio.engine.images import (
 )
 from sdstudio.engine.job_queue import SerialQueue
 from sdstudio.engine.networks import (
-    NetworkKind,
-    find_listed,
     listed_name,
-    not_found_message,
-    parse_tags,
 )
 from sdstudio.engine.parameters import BY_NAME, MAX_SEED, seeds_for
 from sdstudio.engine.params import result_image
@@ -138,6 +134,7 @@ class ComfyBackend:
         self.url = self._client.url
         self._idle_timeout = idle_timeout
         self._websocket_images = websocket_images
+        self._files = ServerFiles(self.url, self._server_info)
         self._info_lock = threading.Lock()
         self._object_info: dict[str, Any] | None = None
         self._model_info: ModelInfo | None = None
@@ -257,7 +254,7 @@ class ComfyBackend:
                 return
             if job.request is None:
                 info = self._use_model(job.model_ref)
-                self._vae(job.model_ref)
+                self._files.vae(job.model_ref)
                 emit(ModelLoaded(info))
                 return
             check_request(job.request)
@@ -330,7 +327,7 @@ class ComfyBackend:
             if max(upscale) > int(BY_NAME["width"].maximum or 0):
                 raise InputError(f"Hires fix to {upscale[0]}x{upscale[1]} is too large: lower the hires upscale or the size.")
             if request.hires.hires_upscaler not in LATENT_METHODS | PIXEL_METHODS:
-                hires_model = self._upscaler(request.hires.hires_upscaler, (*LATENT_METHODS, *PIXEL_METHODS))
+                hires_model = self._files.upscaler(request.hires.hires_upscaler, (*LATENT_METHODS, *PIXEL_METHODS))
             hires_steps = hires_plan(request)[0]
             if hires_steps < 1:
                 raise InputError(
@@ -338,8 +335,8 @@ class ComfyBackend:
                     "leaves no step to run: raise either."
                 )
             steps += hires_steps
-        loras, skipped = self._loras(request)
-        vae = self._vae(request.model)
+        loras, skipped = self._files.loras(request)
+        vae = self._files.vae(request.model)
         embeddings = server_embeddings(self._server_info())
         prompt = request.prompt
         networks = (
@@ -376,58 +373,11 @@ class ComfyBackend:
             results += batch
         emit(Finished(tuple(results)))
 
-    def _loras(self, request: GenerationRequest) -> tuple[list[Lora], list[str]]:
-        """The server's LoRA files the prompts' `<lora:name:weight>` tags name (both prompts, as
-        A1111 and the local engine read them), and a notice per other tag (hypernetworks and the
-        like run nowhere here). A name the server lacks, even after a fresh look, fails the job
-        naming the server and close matches."""
-        prompt = request.prompt
-        tags = [tag for text in (prompt.prompt, prompt.negative_prompt) for tag in parse_tags(text)]
-        loras = []
-        for tag in (t for t in tags if t.kind == "lora"):
-            for refresh in (False, True):  # a LoRA copied in since the last look counts
-                names = server_loras(self._server_info(refresh))
-                found = find_listed(names, tag.name)
-                if found is not None:
-                    loras.append(Lora(found, model_strength=tag.unet_weight, clip_strength=tag.weight))
-                    break
-            else:
-                known = [listed_name(n) for n in names]
-                raise InputError(not_found_message(NetworkKind.LORA, tag.name, known, f"the server at {self.url}"))
-        skipped = [f"{t.text}: {t.kind} tags do nothing on a ComfyUI server; it was left out." for t in tags if t.kind != "lora"]
-        return loras, skipped
-
-    def _vae(self, ref: ModelRef) -> str | None:
-        """The server's VAE file `ref.vae` names (None: the checkpoint's own); one the server
-        lacks, even after a fresh look, fails naming the server and close matches."""
-        if not ref.vae:
-            return None
-        for refresh in (False, True):  # a VAE copied in since the last look counts
-            names = server_vaes(self._server_info(refresh))
-            found = find_listed(names, ref.vae)
-            if found is not None:
-                return found
-        known = [listed_name(n) for n in names]
-        raise InputError(not_found_message(NetworkKind.VAE, ref.vae, known, f"the server at {self.url}"))
-
-    def _upscaler(self, name: str, methods: tuple[str, ...]) -> str:
-        """The server's upscaler model `name` names; one it lacks, even after a fresh look, is
-        refused naming the server's own and the built-in `methods`."""
-        for refresh in (False, True):  # a model copied in since the last look counts
-            names = server_upscalers(self._server_info(refresh))
-            model = find_listed(names, name)
-            if model is not None:
-                return model
-        raise InputError(
-            f"The server at {self.url} has no upscaler model {name!r} (it has: {', '.join(names) or 'none'}); "
-            f"use one of its models or {', '.join(methods)}."
-        )
-
     def _upscale(self, job: ComfyJob, order: Upscale, emit: Callback) -> None:
         """The picture enlarged on the server by one of its upscaler models (`models/upscale_models`)
         or Lanczos; a model the server lacks, even after a fresh look, is refused naming its own."""
         image = upscale_input(order)
-        model = self._upscaler(order.upscaler, (LANCZOS,)) if order.upscaler != LANCZOS else None
+        model = self._files.upscaler(order.upscaler, (LANCZOS,)) if order.upscaler != LANCZOS else None
         websocket_images = self._websocket_images and bool(self._server_info().get("SaveImageWebsocket"))
         graph = upscale_graph(self._put(image), order.size(*image.size), model, websocket_images)
         emit(Started(total=1))
