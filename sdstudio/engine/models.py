@@ -16,9 +16,6 @@ Use from the engine's worker thread:
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sdstudio import resources
-from sdstudio.engine.families import ModelLoadError, pipeline_classes, variant
+from sdstudio.engine.families import (
+    PICKLE_SUFFIXES,
+    ModelLoadError,
+    pickle_refusal,
+    pipeline_classes,
+)
+from sdstudio.engine.load_budget import LoadBudget, Progress
 from sdstudio.engine.loras import LoraAdapters
 from sdstudio.engine.memory import JobMemory, MemoryOptions
-from sdstudio.engine.request import BUILTIN_MODEL, Family, Mode, ModelInfo, ModelRef
+from sdstudio.engine.model_folders import load_folder, load_hub
+from sdstudio.engine.request import BUILTIN_MODEL, Mode, ModelInfo, ModelRef
 
 if TYPE_CHECKING:
     import torch
@@ -39,42 +43,13 @@ if TYPE_CHECKING:
     from sdstudio.engine.events import UsedNetwork
     from sdstudio.engine.networks import FileVersion
 
-Progress = Callable[[str, float | None], None]
-
 CONFIG_ROOT = resources.config_root()
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-# model_index.json entries that name a component (the others are settings such as
-# requires_safety_checker), and the components whose weights the app loads.
-INDEX_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2",
-                    "scheduler", "safety_checker", "feature_extractor", "image_encoder")
-WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def builtin_model_path() -> Path:
     """The folder of the small demo model that ships with the app."""
     return resources.builtin_model_dir()
-
-
-# ---- family detection (pure) --------------------------------------------------------------
-
-
-def family_from_unet_config(
-    unet_config: dict[str, Any], *, has_text_encoder_2: bool = False, pipeline_class: str = ""
-) -> tuple[str, bool]:
-    """("sd1" | "sd2" | "sdxl", inpaint_unet) from a diffusers UNet config and the folder's shape.
-
-    Real models are told apart by the text-conditioning width (768 SD1, 1024 SD2) and SDXL's
-    size conditioning (`addition_embed_type` "text_time"). Small test models have other widths,
-    so a second text encoder or an XL pipeline class also means SDXL; anything else is SD1.
-    Raises ValueError for UNets that are not text-to-image SD UNets (depth, upscaler, ...).
-    """
-    in_channels = unet_config.get("in_channels", 4)
-    if unet_config.get("addition_embed_type") == "text_time" or has_text_encoder_2 or "XL" in pipeline_class:
-        return variant(Family.SDXL, in_channels)
-    if unet_config.get("cross_attention_dim") == 1024:
-        return variant(Family.SD2, in_channels)
-    return variant(Family.SD1, in_channels)
 
 
 # ---- the loaded model ---------------------------------------------------------------------
@@ -252,7 +227,7 @@ def load_model(
         raise ModelLoadError(f"Cannot load {ref.name}: {exc}") from exc
 
     # An automatic CPU precision depends on the model's size: settled once that is known.
-    budget = _LoadBudget(ref.name, device, dtype, memory or MemoryOptions(), report, automatic=not ref.dtype)
+    budget = LoadBudget(ref.name, device, dtype, memory or MemoryOptions(), report, automatic=not ref.dtype)
     try:
         pipe, family, inpaint = _load_source(ref, device, report, config_root, budget)
         report(f"Moving {ref.name} to {device.type}", 0.9)
@@ -291,81 +266,6 @@ def _place(pipe: DiffusionPipeline, device: torch.device, offload: str, name: st
         raise ModelLoadError(f"Cannot move {name} to {device}: {exc}") from exc
 
 
-@dataclass
-class _LoadBudget:
-    """What a load will take in memory, checked once the weights' size is known and before
-    they are read: warnings when it will not fit, the offload to use, the out-of-memory advice."""
-
-    name: str
-    device: torch.device
-    dtype: torch.dtype
-    options: MemoryOptions
-    report: Progress
-    automatic: bool = False  # dtype is the automatic choice, to be settled by the model's size
-    weights_bytes: int | None = None
-    offload: str = "none"
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def dtype_name(self) -> str:
-        return str(self.dtype).removeprefix("torch.")
-
-    @property
-    def smaller_dtype(self) -> str | None:
-        if self.dtype.itemsize < 4:
-            return None
-        return "bfloat16" if self.device.type == "cpu" else "float16"
-
-    def check(self, numels: dict[str, int] | None) -> None:
-        """Settle an automatic dtype, warn when the weights (`numels`: component -> count,
-        None when unknown) will not fit, and choose the offload."""
-        from sdstudio.engine.devices import pick_dtype
-        from sdstudio.engine.memory import (
-            LOAD_MARGIN,
-            WORKING_BYTES,
-            fit_warning,
-            free_ram_bytes,
-            free_vram_bytes,
-            plan_offload,
-        )
-
-        if self.automatic and numels:
-            self.dtype = pick_dtype(self.device, weights=sum(numels.values()))
-        sizes = {name: n * self.dtype.itemsize for name, n in (numels or {}).items()}
-        self.weights_bytes = sum(sizes.values()) or None
-        free_vram = free_vram_bytes(self.device)
-        self.offload, note = plan_offload(
-            self.options, device_type=self.device.type, weights_bytes=self.weights_bytes or 0,
-            largest_component_bytes=max(sizes.values(), default=0),
-            free_device_bytes=free_vram if self.weights_bytes else None,
-            accelerate_ok=importlib.util.find_spec("accelerate") is not None,
-        )
-        self._warn(note)
-        if self.weights_bytes is None:
-            return
-        helps = ["close other programs"] + ([f"choose {self.smaller_dtype} (half the memory)"]
-                                           if self.smaller_dtype else [])
-        self._warn(fit_warning(self.name, int(self.weights_bytes * LOAD_MARGIN), free_ram_bytes(),
-                               "RAM", self.dtype_name, helps))
-        if self.offload == "none":
-            self._warn(fit_warning(self.name, self.weights_bytes + WORKING_BYTES, free_vram,
-                                   "GPU memory", self.dtype_name, [*helps, "turn on model CPU offload"]))
-
-    def _warn(self, message: str | None) -> None:
-        if message:
-            self.warnings.append(message)
-            self.report(message, None)
-
-    def oom_message(self) -> str:
-        from sdstudio.engine.memory import free_ram_bytes, load_oom_message
-
-        return load_oom_message(
-            self.name, needed_bytes=self.weights_bytes, free_bytes=free_ram_bytes(),
-            dtype_name=self.dtype_name, smaller_dtype=self.smaller_dtype,
-            device_type=self.device.type,
-        )
-
-
 def _quietly(build: Callable[[], DiffusionPipeline]) -> DiffusionPipeline:
     """Run `build` with diffusers' warnings off: from_pipe's casts warn that "modules should be
     kept in float32: []" for every model (an empty list still triggers it), which is only noise
@@ -391,7 +291,7 @@ def _quiet_loading_bars() -> None:
 
 
 def _load_source(ref: ModelRef, device: torch.device, report: Progress, config_root: Path | None,
-                 budget: _LoadBudget):
+                 budget: LoadBudget):
     source = ref.source
     if source == BUILTIN_MODEL:
         path = builtin_model_path()
@@ -400,15 +300,15 @@ def _load_source(ref: ModelRef, device: torch.device, report: Progress, config_r
                 f"The built-in model was not found at {path}. Train it with `make train-builtin` "
                 "or choose another model."
             )
-        return _load_folder(path, ref, report, budget)
+        return load_folder(path, ref, report, budget)
     path = Path(source).expanduser()
     if path.is_dir():
-        return _load_folder(path, ref, report, budget)
+        return load_folder(path, ref, report, budget)
     if path.is_file():
         return _load_file(path, ref, device, report, config_root, budget)
     if _looks_like_path(source):
         raise ModelLoadError(f"Model not found: {path} does not exist.")
-    return _load_hub(source, ref, report, budget)
+    return load_hub(source, ref, report, budget)
 
 
 def _looks_like_path(source: str) -> bool:
@@ -419,166 +319,8 @@ def _looks_like_path(source: str) -> bool:
     )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path} cannot be read as JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} is damaged: it holds {type(data).__name__} where a JSON object belongs.")
-    return data
-
-
-def _check_index(folder: Path, index: dict[str, Any]) -> None:
-    """Refuse a model_index.json whose components are not [library, class] pairs, which
-    diffusers would otherwise fail on with a bare TypeError."""
-    for key in INDEX_COMPONENTS:
-        value = index.get(key)
-        pair = isinstance(value, list) and len(value) == 2 and all(v is None or isinstance(v, str) for v in value)
-        if value is not None and not pair:
-            raise ModelLoadError(
-                f"{folder.name}/model_index.json is damaged: \"{key}\" should name a library and a "
-                f"class, like [\"diffusers\", \"UNet2DConditionModel\"], not {json.dumps(value)}."
-            )
-
-
-def pickle_refusal(shown: str, suffix: str) -> ModelLoadError:
-    """The one refusal of a pickle weight file loaded without `allow_pickle`."""
-    return ModelLoadError(
-        f"{shown} is a pickle checkpoint ({suffix}), which can run arbitrary code when "
-        "loaded. Use a .safetensors version of the model, or allow pickle files if you trust "
-        "where it came from."
-    )
-
-
-def _component_weight_files(component: Path) -> list[Path]:
-    """The weight files from_pretrained reads for a component: .safetensors before pickles,
-    full precision before the fp16 variant (which it reads only when it is all there is)."""
-    safetensors = sorted(component.glob("*.safetensors"))
-    files = safetensors or sorted(p for p in component.glob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
-    return [p for p in files if ".fp16." not in p.name] or files
-
-
-def _folder_weights(folder: Path) -> dict[str, list[Path]]:
-    """Weight component -> the files loading it reads (only the components the app loads)."""
-    index = _read_json(folder / "model_index.json")
-    return {name: _component_weight_files(folder / name) for name in WEIGHT_COMPONENTS
-            if name in index and (folder / name).is_dir()}
-
-
-def folder_numels(folder: Path) -> dict[str, int] | None:
-    """Component -> number of weights in a diffusers folder, from the safetensors headers
-    (a pickle's count is estimated from its size); None when a file cannot be read."""
-    from sdstudio.engine.single_file import SafetensorsFile
-
-    out = {}
-    try:
-        for name, files in _folder_weights(folder).items():
-            total = 0
-            for file in files:
-                if file.suffix == ".safetensors":
-                    total += sum(math.prod(shape) for shape in SafetensorsFile(file).shapes.values())
-                else:
-                    total += file.stat().st_size // (2 if ".fp16." in file.name else 4)
-            out[name] = total
-    except (OSError, ValueError, ModelLoadError):
-        return None
-    return out
-
-
-def folder_family(folder: Path) -> tuple[str, bool]:
-    """The family of a diffusers folder from its model_index.json and unet/config.json."""
-    index_path = folder / "model_index.json"
-    unet_path = folder / "unet" / "config.json"
-    if not index_path.is_file():
-        files = sorted(p.name for p in folder.glob("*.safetensors"))
-        hint = f" To load a checkpoint, choose the file itself, e.g. {files[0]}." if files else ""
-        raise ModelLoadError(f"{folder} is not a diffusers model folder: it has no model_index.json.{hint}")
-    index = _read_json(index_path)
-    _check_index(folder, index)
-    pipeline_class = str(index.get("_class_name", ""))
-    if not unet_path.is_file():
-        raise ModelLoadError(
-            f"{folder.name} is not a Stable Diffusion 1.x/2.x/XL model: it has no UNet "
-            f"({pipeline_class or 'unknown pipeline'})."
-        )
-    if (index.get("text_encoder") or [None])[0] is None:
-        raise ModelLoadError(
-            f"{folder.name} has no (first) text encoder, so it cannot be prompted on its own "
-            "(an SDXL refiner?). Load a base model instead."
-        )
-    try:
-        return family_from_unet_config(
-            _read_json(unet_path),
-            has_text_encoder_2="text_encoder_2" in index,
-            pipeline_class=pipeline_class,
-        )
-    except ValueError as exc:
-        raise ModelLoadError(f"{folder.name} is not supported: {exc}.") from exc
-
-
-def _load_folder(folder: Path, ref: ModelRef, report: Progress, budget: _LoadBudget, name: str = ""):
-    from sdstudio.engine.devices import dtype_kwarg, is_out_of_memory
-
-    name = name or folder.name
-    report(f"Reading {name}", 0.05)
-    family, inpaint = folder_family(folder)
-    if not ref.allow_pickle:
-        for component, files in _folder_weights(folder).items():
-            if files and files[0].suffix.lower() in PICKLE_SUFFIXES:
-                raise pickle_refusal(f"{folder.name}/{component}/{files[0].name}", files[0].suffix.lower())
-    budget.check(folder_numels(folder))
-    cls = pipeline_classes(family)[Mode.INPAINT if inpaint else Mode.TXT2IMG]
-    report(f"Loading weights of {name}", 0.1)
-    kwargs: dict[str, Any] = dtype_kwarg(budget.dtype)
-    if family != "sdxl":
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
-    if _only_fp16_variant(folder / "unet"):
-        kwargs["variant"] = "fp16"
-    if not ref.allow_pickle:
-        # Beyond the check above: diffusers never falls back to a pickle beside other files.
-        kwargs["use_safetensors"] = True
-    try:
-        pipe = cls.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        if is_out_of_memory(exc):
-            raise
-        raise ModelLoadError(f"{name} could not be loaded: {exc}") from exc
-    return pipe, family, inpaint
-
-
-def _only_fp16_variant(component: Path) -> bool:
-    """Whether a component folder holds only `*.fp16.*` weight files (saved with variant="fp16"),
-    which from_pretrained finds only when told the variant."""
-    names = [p.name for p in component.glob("diffusion_pytorch_model*")]
-    return bool(names) and all(".fp16." in n for n in names)
-
-
-def _load_hub(repo_id: str, ref: ModelRef, report: Progress, budget: _LoadBudget):
-    from diffusers import DiffusionPipeline
-    from huggingface_hub import constants
-
-    offline = constants.HF_HUB_OFFLINE
-    report(f"Looking up {repo_id} in the local cache" if offline else f"Downloading {repo_id} (this can take a while)", None)
-    try:
-        # safety_checker=None: never fetch the 1.2 GB checker, which the app does not use.
-        folder = Path(DiffusionPipeline.download(repo_id, safety_checker=None))
-    except Exception as exc:  # huggingface_hub raises many kinds; all mean "not available"
-        if offline:
-            raise ModelLoadError(
-                f"{repo_id} is not in the local Hugging Face cache and there is no network "
-                "(offline mode), nor is it a local file or folder. Download it once while online, "
-                "or choose a local model."
-            ) from exc
-        raise ModelLoadError(
-            f"{repo_id} is not a local file or folder, and it could not be downloaded from the "
-            f"Hugging Face hub: {exc}"
-        ) from exc
-    return _load_folder(folder, ref, report, budget, repo_id)
-
-
 def _load_file(path: Path, ref: ModelRef, device: torch.device, report: Progress, config_root: Path | None,
-               budget: _LoadBudget):
+               budget: LoadBudget):
     from sdstudio.engine.single_file import inspect_checkpoint, load_checkpoint
 
     suffix = path.suffix.lower()

@@ -24,11 +24,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sdstudio.engine.families import PICKLE_SUFFIXES
+
 if TYPE_CHECKING:
     from sdstudio.engine.events import UsedNetwork
 
 SAFE_SUFFIX = ".safetensors"
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 PREVIEW_SUFFIXES = (".preview.png", ".png", ".jpg", ".jpeg", ".webp")
 
 

@@ -55,7 +55,7 @@ def load_vae(path: Path, like: Any, dtype: torch.dtype, allow_pickle: bool = Fal
     from diffusers import AutoencoderKL
 
     from sdstudio.engine.devices import dtype_kwarg
-    from sdstudio.engine.models import PICKLE_SUFFIXES, pickle_refusal
+    from sdstudio.engine.families import PICKLE_SUFFIXES, pickle_refusal
 
     if path.is_dir():
         try:

@@ -12,13 +12,9 @@ import pytest
 from PIL import Image
 
 from sdstudio.engine import models
-from sdstudio.engine.families import ModelLoadError
-from sdstudio.engine.models import (
-    CONFIG_ROOT,
-    family_from_unet_config,
-    folder_family,
-    load_model,
-)
+from sdstudio.engine.families import ModelLoadError, family_from_unet_config, pickle_refusal
+from sdstudio.engine.model_folders import folder_family, folder_numels
+from sdstudio.engine.models import CONFIG_ROOT, load_model
 from sdstudio.engine.request import Mode, ModelRef
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -373,7 +369,7 @@ def test_warns_before_loading_a_model_that_will_not_fit(tiny_sd1, monkeypatch):
 
 def test_folder_weight_count_from_headers(tiny_sdxl):
     model = load_model(ModelRef(str(tiny_sdxl), device="cpu", dtype="float32"))
-    counted = models.folder_numels(tiny_sdxl)
+    counted = folder_numels(tiny_sdxl)
     assert set(counted) == {"unet", "vae", "text_encoder", "text_encoder_2"}
     for name, n in counted.items():
         assert n == sum(p.numel() for p in getattr(model.base, name).state_dict().values()), name
@@ -454,7 +450,7 @@ def test_pickle_weights_in_a_folder_need_the_same_opt_in(tiny_sd1, tmp_path):
     unet.save_pretrained(copy / "unet", safe_serialization=False)
     with pytest.raises(ModelLoadError) as folder_error:
         load_model(ModelRef(str(copy)))
-    assert str(folder_error.value) == str(models.pickle_refusal("pickled/unet/diffusion_pytorch_model.bin", ".bin"))
+    assert str(folder_error.value) == str(pickle_refusal("pickled/unet/diffusion_pytorch_model.bin", ".bin"))
     assert "can run arbitrary code" in str(folder_error.value)
     assert load_model(ModelRef(str(copy), allow_pickle=True)).info.family == "sd1"
 
