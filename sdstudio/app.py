@@ -142,6 +142,7 @@ def open_studio(args: list[str]) -> Studio:
         window.model_menu.set_servers(window.settings.recent_servers, url, token)
         if window.controller.backend_started:  # else make_backend reads the new choice
             backends[-1].switch(backend_for(url, token))  # type: ignore[attr-defined]
+            window.controller.forget_capabilities()  # the other machine's lists are not this one's
             window.status.set_server(url)
         loop.create_task(_load_first_model(window, url))
 

@@ -129,9 +129,10 @@ class Addons(QObject):
     def _list_vaes(self) -> tuple[list[str], str]:
         server, controller = self.window.settings.server, self.window.controller
         if server:
-            if not controller.backend_started:
+            known = controller.known_capabilities()  # the menu never waits for the server
+            if known is None:
                 return [], f"{server} (not connected yet)"
-            return [listed_name(n) for n in controller.jobs.backend.capabilities().vaes], server
+            return [listed_name(n) for n in known.vaes], server
         folder = self.folders().vaes
         return [f.name for f in list_networks(NetworkKind.VAE, folder)], str(folder)
 
@@ -170,10 +171,9 @@ class Addons(QObject):
             self._vae_chosen(made_with.vae)
 
     def _missing_on_server(self, used: list[UsedNetwork], server: str) -> list[tuple[UsedNetwork, str]]:
-        controller = self.window.controller
-        if not controller.backend_started:
+        capabilities = self.window.controller.known_capabilities()
+        if capabilities is None:
             return []  # not connected yet: the job says it, if a file is missing
-        capabilities = controller.jobs.backend.capabilities()
         listed = {NetworkKind.LORA: capabilities.loras, NetworkKind.EMBEDDING: capabilities.embeddings,
                   NetworkKind.VAE: capabilities.vaes}
         return missing_listed(used, listed, f"the server at {server}")

@@ -8,11 +8,13 @@ submits another; pending ones can be cancelled without touching the running job.
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from sdstudio.canvas.convert import to_qimage
 from sdstudio.engine.events import (
@@ -33,6 +35,8 @@ from sdstudio.ui.jobs import Jobs, JobStream
 
 if TYPE_CHECKING:
     from sdstudio.engine.backend import Backend, Capabilities, ServerState, Upscale
+
+log = logging.getLogger(__name__)
 
 
 class GenerationController(QObject):
@@ -60,6 +64,12 @@ class GenerationController(QObject):
     problem = Signal(str, str)
     # Something the person should know that is not an error: (message).
     notice = Signal(str)
+    # The backend answered `known_capabilities()` with something new: (Capabilities). Lists of
+    # installed files in the window (upscaler models) follow it.
+    capabilities_changed = Signal(object)
+    # A background ask of the backend's capabilities ended: ((switch count, Capabilities or
+    # None)); internal.
+    _capabilities_answered = Signal(object)
 
     def __init__(self, backend_factory: Callable[[], Backend], parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -71,6 +81,10 @@ class GenerationController(QObject):
         self.model_ref: ModelRef | None = None
         self.model_info: ModelInfo | None = None
         self._loaded_ref: ModelRef | None = None
+        self._known: Capabilities | None = None
+        self._asking = False
+        self._asked_of = 0  # bumped when the backend switches: older answers are dropped
+        self._capabilities_answered.connect(self._answered, Qt.ConnectionType.QueuedConnection)
 
     @property
     def backend_started(self) -> bool:
@@ -80,11 +94,50 @@ class GenerationController(QObject):
     def jobs(self) -> Jobs:
         if self._jobs is None:
             self._jobs = Jobs(self._backend_factory())
+            self.known_capabilities()  # the first answer is on its way before a menu asks
         return self._jobs
 
     def capabilities(self) -> Capabilities:
-        """What the backend can do (starts it when it has not started yet)."""
+        """What the backend can do (starts it when it has not started yet). It may list folders
+        or wait for a server: on the UI thread, prefer `known_capabilities()`."""
         return self.jobs.backend.capabilities()
+
+    def known_capabilities(self) -> Capabilities | None:
+        """The backend's capabilities as last answered (None before the first answer or before
+        the backend started), asking afresh on a thread: the window never waits for a folder
+        listing or a server, and what it offers is at most one look old."""
+        if self._jobs is not None and not self._asking:
+            self._asking = True
+            threading.Thread(target=self._ask, args=(self._jobs.backend, self._asked_of),
+                             name="sdstudio-capabilities", daemon=True).start()
+        return self._known
+
+    def forget_capabilities(self) -> None:
+        """The backend now runs elsewhere (another server, or this computer): drop what the
+        last one answered and ask the new one."""
+        self._asked_of += 1
+        self._known, self._asking = None, False
+        self.known_capabilities()
+
+    def _ask(self, backend: Backend, asked_of: int) -> None:
+        try:
+            answer: Capabilities | None = backend.capabilities()
+        except Exception:  # noqa: BLE001 - a failed look keeps the last answer
+            log.exception("asking the backend's capabilities failed")
+            answer = None
+        try:
+            self._capabilities_answered.emit((asked_of, answer))
+        except RuntimeError:  # the window is gone already
+            pass
+
+    def _answered(self, asked: tuple[int, Capabilities | None]) -> None:
+        asked_of, answer = asked
+        if asked_of != self._asked_of:
+            return  # of the backend before a switch
+        self._asking = False
+        if answer is not None and answer != self._known:
+            self._known = answer
+            self.capabilities_changed.emit(answer)
 
     # ---- commands ---------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from sdstudio.canvas import Canvas
-    from sdstudio.engine.backend import Backend, Upscale
+    from sdstudio.engine.backend import Backend, Capabilities, Upscale
     from sdstudio.ui.result_view import Shown
 
 # Returns (init image RGB or None, mask L or None) for img2img / inpaint; white mask = repaint.
@@ -237,8 +237,7 @@ class MainWindow(QMainWindow):
             self.report(f"The built-in model is not installed (sdstudio/resources/models/builtin). {NO_MODEL_HELP}", level=Level.WARNING, cause="model")
             return
         self.status.set_activity("Loading engine…")
-        self.load_model(ModelRef(self._startup_model))
-        self.params.set_samplers(list(self.controller.capabilities().samplers))
+        self.load_model(ModelRef(self._startup_model))  # starts the backend: its samplers follow
 
     def load_model(self, ref: ModelRef) -> None:
         # The VAE is the person's choice for this model (Model ▸ VAE), kept in the settings.
@@ -356,9 +355,10 @@ class MainWindow(QMainWindow):
         c.problem.connect(self._engine_problem)
         self.results.use_seed.connect(lambda seed: self.apply_fields({"seed": seed}))
         self.results.upscale.connect(self._upscale_shown)
-        # Opening a menu never starts the backend (a server may take seconds to answer).
-        self.results.upscalers = lambda: self.controller.capabilities().upscalers if self.controller.backend_started else ()
+        # Opening a menu never starts the backend nor waits for it (a folder listing or a server).
+        self.results.upscalers = lambda: known.upscalers if (known := c.known_capabilities()) else ()
         self.params.set_upscaler_lister(lambda: [listed_name(name) for name in self.results.upscalers()])
+        c.capabilities_changed.connect(self._capabilities_changed)
         self.results.problem.connect(self.report)
         # One banner per notice of the running job; the next job's notices replace them.
         c.notice.connect(lambda message: self.report(message, level=Level.INFO, cause=f"job:{message}"))
@@ -370,6 +370,10 @@ class MainWindow(QMainWindow):
             (self.queue_button, self.params.mode),
         ):
             QWidget.setTabOrder(widget_before, widget_after)
+
+    def _capabilities_changed(self, capabilities: Capabilities) -> None:
+        self.params.set_samplers(list(capabilities.samplers))
+        self.params.refresh_upscalers()
 
     def _job_started(self, _request: GenerationRequest, total: int) -> None:
         self.banner.clear("job:")

@@ -268,6 +268,12 @@ class ParameterPanel(QWidget):
         backend's upscaler models, by the names a prompt or A1111's text gives them)."""
         self.controls["hires_upscaler"].lister = lister  # type: ignore[attr-defined]
 
+    def refresh_upscalers(self) -> None:
+        """List the upscaler models again (they changed), unless the list is open now."""
+        combo = self.controls["hires_upscaler"]
+        if not combo.view().isVisible():  # type: ignore[attr-defined]
+            combo.refresh()  # type: ignore[attr-defined]
+
     def set_last_seed(self, seed: int) -> None:
         self._last_seed = seed
         self.reuse_seed.setEnabled(True)

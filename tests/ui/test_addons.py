@@ -21,10 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class RecordingBackend:
-    """Answers every load at once with a made-up model; remembers the ModelRefs."""
+    """Answers every load at once with a made-up model; remembers the ModelRefs, and the
+    threads capabilities() was asked on."""
 
     def __init__(self) -> None:
         self.loads = []
+        self.asked_on: list[threading.Thread] = []
 
     def load_model(self, ref, callback):
         self.loads.append(ref)
@@ -35,9 +37,10 @@ class RecordingBackend:
         return threading.Event()
 
     def capabilities(self):
+        self.asked_on.append(threading.current_thread())
         return Capabilities("fake", ("Euler a",), frozenset({Family.SD1}), frozenset(),
                             loras=("styles/detail_tweaker.safetensors",), embeddings=("bad_hands",),
-                            vaes=("sd15/vae-ft-mse.safetensors",))
+                            vaes=("sd15/vae-ft-mse.safetensors",), upscalers=("4x-UltraSharp.pth",))
 
     def cancel_all_pending(self):
         pass
@@ -130,6 +133,7 @@ def test_reusing_an_image_decodes_with_its_vae_when_it_was_made_with_the_loaded_
 def test_on_a_server_reusing_an_image_names_the_files_the_server_lacks(window, qtbot):
     window.settings.server = "http://gpu:8188"
     window.controller.jobs  # noqa: B018  # the backend starts (the window does on its first job)
+    qtbot.waitUntil(lambda: window.controller.known_capabilities() is not None, timeout=5000)
     used = [UsedNetwork("lora", "detail_tweaker", ""), UsedNetwork("lora", "detail_tweakr", ""),
             UsedNetwork("embedding", "bad_hands", ""), UsedNetwork("vae", "vae-ft-mse", "")]
     window.parameters_reused.emit({"networks": used})
@@ -189,6 +193,7 @@ def test_on_a_server_the_dock_lists_the_servers_loras_and_embeddings(window, qtb
 def test_on_a_server_the_vae_menu_lists_the_servers_vaes_and_the_next_load_uses_one(window, qtbot):
     window.settings.server = "http://gpu:8188"
     window.controller.jobs  # noqa: B018  # the backend starts (the window does on its first job)
+    qtbot.waitUntil(lambda: window.controller.known_capabilities() is not None, timeout=5000)
     window.load_model(ModelRef("sd15.safetensors"))
     qtbot.waitUntil(lambda: len(window.backend.loads) == 1, timeout=5000)
     vae_action(window, "vae-ft-mse").trigger()
@@ -247,3 +252,14 @@ def test_an_embedding_counts_as_its_vectors_under_the_prompt(window, qtbot, tmp_
     window.prompt_panel.prompt.setPlainText("a cat bad_hands")
     count.refresh()
     assert count.text() == f"{plain + 6}/75"  # six vectors, not the name's word pieces
+
+
+def test_the_window_lists_upscaler_models_without_asking_the_backend_on_its_own_thread(window, qtbot):
+    # A backend's capabilities may list folders of thousands of files or wait for a server.
+    window.controller.jobs  # noqa: B018  # the backend starts (the window does on its first job)
+    window.apply_fields({"hires_scale": 1.5})
+    combo = window.params.controls["hires_upscaler"]
+    combo.setFocus()
+    qtbot.waitUntil(lambda: combo.findText("4x-UltraSharp") >= 0, timeout=5000)
+    assert window.results.upscalers() == ("4x-UltraSharp.pth",)
+    assert window.backend.asked_on and threading.main_thread() not in window.backend.asked_on
