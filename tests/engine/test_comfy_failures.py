@@ -11,7 +11,7 @@ import pytest
 
 from sdstudio.engine.comfy.backend import CAPABILITIES_WAIT, ComfyBackend
 from sdstudio.engine.comfy.client import ComfyError
-from sdstudio.engine.events import ErrorKind, Failed, Finished, Step
+from sdstudio.engine.events import ErrorKind, Failed, Finished, ModelLoaded, Step
 from sdstudio.engine.request import GenerationRequest, ModelRef
 from tests.contract.comfy_server import (
     CHECKPOINT,
@@ -181,3 +181,15 @@ def test_a_history_record_that_comes_after_execution_success_is_waited_for():
     assert recorded_outputs(client, "p", wait=5)["save"]["images"][0]["filename"] == "a.png"
     assert client.calls == 3
     assert recorded_outputs(type("Never", (), {"history": lambda self, p: {}})(), "p", wait=0.2) == {}
+
+
+def test_a_loaded_model_is_the_backends_model_and_its_first_job_does_not_load_it_again(server):
+    backend = ComfyBackend(server.url)
+    try:
+        events: list = []
+        assert backend.load_model(ModelRef(CHECKPOINT), events.append).wait(TIMEOUT)
+        assert isinstance(events[-1], ModelLoaded) and backend.model_info == events[-1].info
+        generated = run(backend, request(steps=1))
+        assert isinstance(generated[-1], Finished) and not any(isinstance(e, ModelLoaded) for e in generated)
+    finally:
+        backend.shutdown()

@@ -255,6 +255,7 @@ class ComfyBackend:
             if job.request is None:
                 info = self._use_model(job.model_ref)
                 self._files.vae(job.model_ref)
+                self._model_info = info
                 emit(ModelLoaded(info))
                 return
             check_request(job.request)
