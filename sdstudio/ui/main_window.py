@@ -407,7 +407,7 @@ class MainWindow(QMainWindow):
 
     def _model_loaded(self, ref: ModelRef, info: ModelInfo) -> None:
         self.banner.clear("model")  # a failed load or a missing model is no longer the case
-        self.status.model_ready(info)
+        self.status.model_ready(info, ref.vae)
         if (self.settings.model or BUILTIN_MODEL) != ref.source:
             # A model draws best at the size and CFG it was made for (the built-in one at 128
             # and CFG 5, SD 1.x at 512, SDXL at 1024): a new model starts there, a restart keeps

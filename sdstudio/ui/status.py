@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import time
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from sdstudio.engine.request import ModelInfo
 
 RECENT_STEPS = 8  # the time left follows the pace of the last few steps
+# The widest the model's and the server's labels get (px): with a job's progress beside them
+# the status bar sets the window's least width, which must stay under a 1024-px screen's.
+# Longer text is shortened in the middle; its tooltip holds it whole.
+MODEL_WIDTH, LABEL_WIDTH = 300, 220
 
 
 class StepClock:
@@ -70,8 +75,8 @@ class StudioStatusBar(QStatusBar):
 
     def set_server(self, url: str) -> None:
         """Where images are made: this computer ("") or the server at `url`."""
-        self.where.setText(f"Remote: {url}" if url else "Local")
-        self.where.setToolTip(f"Generating on the ComfyUI server at {url}" if url else "Generating on this computer")
+        _show(self.where, f"Remote: {url}" if url else "Local",
+              f"Generating on the ComfyUI server at {url}" if url else "Generating on this computer")
 
     def set_activity(self, text: str, progress: float | None = None) -> None:
         """A message about the engine; with `progress` (0..1) the bar shows it too."""
@@ -87,16 +92,22 @@ class StudioStatusBar(QStatusBar):
         if not self._job_running():
             self.progress.hide()
 
-    def model_ready(self, info: ModelInfo) -> None:
-        self.set_model(info)
+    def model_ready(self, info: ModelInfo, vae: str = "") -> None:
+        """`vae`: the VAE file it decodes with ("" for the model's own)."""
+        self.set_model(info, vae)
         if not self._job_running():
             self.progress.hide()
             self.activity.setText("Ready")
 
-    def set_model(self, info: ModelInfo | None) -> None:
-        self.model.setText(f"Model: {info.name}" if info else "Model: none")
-        self.model.setToolTip(info.source if info else "No model is loaded yet")
-        self.device.setText(f"Device: {info.device}" if info else "")
+    def set_model(self, info: ModelInfo | None, vae: str = "") -> None:
+        if info is None:
+            _show(self.model, "Model: none", "No model is loaded yet")
+        else:
+            _show(self.model, f"Model: {info.name}" + (f" + VAE {vae}" if vae else ""),
+                  info.source + (f"\nVAE: {vae}" if vae else ""), MODEL_WIDTH)
+        # A server's device is its address, which "Remote: …" shows already.
+        local = info is not None and "://" not in info.device
+        _show(self.device, f"Device: {info.device}" if local else "", info.device if local else "")
         self.dtype.setText(f"dtype: {info.dtype}" if info else "")
 
     def job_started(self, total: int) -> None:
@@ -122,3 +133,9 @@ class StudioStatusBar(QStatusBar):
 
     def _job_running(self) -> bool:
         return bool(self.progress.property("running"))
+
+
+def _show(label: QLabel, text: str, tooltip: str, width: int = LABEL_WIDTH) -> None:
+    label.setText(label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width))
+    label.setToolTip(tooltip)
+    label.setVisible(bool(text))  # an empty label would leave a gap between its neighbours

@@ -97,6 +97,7 @@ def test_vae_menu_sets_the_vae_of_the_next_request_and_is_kept_per_model(window,
 
     vae_action(window, "kl-f8-anime").trigger()
     assert window.backend.loads[-1].vae == "kl-f8-anime"  # the model reloads with it
+    qtbot.waitUntil(lambda: window.status.model.text() == "Model: a + VAE kl-f8-anime")  # the status bar says which
     assert window.build_request().model.vae == "kl-f8-anime"
     assert window.settings.vaes == {first: "kl-f8-anime"}
 

@@ -54,3 +54,23 @@ def test_first_start_on_a_1024x700_screen_fits_the_window_and_its_status_bar(tmp
     assert (room_w, room_h) == (1024, 700)
     assert x >= 0 and y >= 0 and x + w <= room_w and y + h <= room_h, out.stdout
     assert bottom < room_h, out.stdout
+
+
+def test_a_long_server_address_model_and_vae_keep_the_status_bar_narrow_enough_for_1024_px(qtbot):
+    from sdstudio.engine.request import Family, ModelInfo
+    from sdstudio.ui.status import StudioStatusBar
+
+    bar = StudioStatusBar()
+    qtbot.addWidget(bar)
+    bar.show()  # a hidden bar's size hint leaves its labels out
+    qtbot.waitExposed(bar)
+    url = "https://gpu-box-number-seven.render-farm.example.org:8188/comfyui/api/v1"
+    bar.set_server(url)
+    name = "juggernautXL_juggXIByRundiffusion_with_a_very_long_file_name_v11"
+    bar.model_ready(ModelInfo(name, Family.SDXL, False, url, "server", name + ".safetensors"),
+                    vae="sdxl_vae_fp16_fix_madebyollin_with_another_long_suffix")
+    bar.job_started(150)  # the progress bar shows beside them
+    bar.set_activity("Generating…")
+    assert bar.minimumSizeHint().width() < 1000  # a 1024-px screen, its window frame and some room
+    assert url in bar.where.toolTip() and "sdxl_vae_fp16_fix" in bar.model.toolTip()
+    assert "…" in bar.model.text() and bar.model.text().startswith("Model: juggernaut")
