@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 
 from sdstudio.canvas.convert import to_qimage
 from sdstudio.engine.events import (
@@ -67,9 +66,6 @@ class GenerationController(QObject):
     # The backend answered `known_capabilities()` with something new: (Capabilities). Lists of
     # installed files in the window (upscaler models) follow it.
     capabilities_changed = Signal(object)
-    # A background ask of the backend's capabilities ended: ((switch count, Capabilities or
-    # None)); internal.
-    _capabilities_answered = Signal(object)
 
     def __init__(self, backend_factory: Callable[[], Backend], parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -84,7 +80,6 @@ class GenerationController(QObject):
         self._known: Capabilities | None = None
         self._asking = False
         self._asked_of = 0  # bumped when the backend switches: older answers are dropped
-        self._capabilities_answered.connect(self._answered, Qt.ConnectionType.QueuedConnection)
 
     @property
     def backend_started(self) -> bool:
@@ -105,11 +100,17 @@ class GenerationController(QObject):
     def known_capabilities(self) -> Capabilities | None:
         """The backend's capabilities as last answered (None before the first answer or before
         the backend started), asking afresh on a thread: the window never waits for a folder
-        listing or a server, and what it offers is at most one look old."""
+        listing or a server, and what it offers is at most one look old. The answer comes back
+        on the asyncio loop, as job events do (no loop running: nothing is asked)."""
         if self._jobs is not None and not self._asking:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return self._known
             self._asking = True
-            threading.Thread(target=self._ask, args=(self._jobs.backend, self._asked_of),
-                             name="sdstudio-capabilities", daemon=True).start()
+            asked_of = self._asked_of
+            asking = loop.run_in_executor(None, self._ask, self._jobs.backend)
+            asking.add_done_callback(lambda done: self._answered(asked_of, done.result()))
         return self._known
 
     def forget_capabilities(self) -> None:
@@ -119,25 +120,24 @@ class GenerationController(QObject):
         self._known, self._asking = None, False
         self.known_capabilities()
 
-    def _ask(self, backend: Backend, asked_of: int) -> None:
+    @staticmethod
+    def _ask(backend: Backend) -> Capabilities | None:
         try:
-            answer: Capabilities | None = backend.capabilities()
+            return backend.capabilities()
         except Exception:  # noqa: BLE001 - a failed look keeps the last answer
             log.exception("asking the backend's capabilities failed")
-            answer = None
-        try:
-            self._capabilities_answered.emit((asked_of, answer))
-        except RuntimeError:  # the window is gone already
-            pass
+            return None
 
-    def _answered(self, asked: tuple[int, Capabilities | None]) -> None:
-        asked_of, answer = asked
+    def _answered(self, asked_of: int, answer: Capabilities | None) -> None:
         if asked_of != self._asked_of:
             return  # of the backend before a switch
         self._asking = False
         if answer is not None and answer != self._known:
             self._known = answer
-            self.capabilities_changed.emit(answer)
+            try:
+                self.capabilities_changed.emit(answer)
+            except RuntimeError:  # the window was closed while the backend answered
+                pass
 
     # ---- commands ---------------------------------------------------------------------
 

@@ -84,8 +84,6 @@ class HistoryPanel(QObject):
 
     # (HistoryStore, or the HistoryError that stopped it): the store finished opening.
     opened = Signal(object)
-    # (callback, lineage id or None): a result's save ended; the callback runs on the UI thread.
-    _saved_for = Signal(object, object)
 
     def __init__(self, window: MainWindow, root: Path | str | None = None) -> None:
         super().__init__(window)
@@ -94,6 +92,8 @@ class HistoryPanel(QObject):
         self.gallery: GalleryWidget | None = None
         self.saver: HistorySaver | None = None
         self._waiting: list[Finished] = []
+        # Lineage asked of results still being saved: (result, its save, who asked).
+        self._awaiting: list[tuple[ResultImage, Future, Callable[[str | None], None]]] = []
         self._failed = False
         self._closed = False
         placeholder = QLabel("Opening the history…")
@@ -108,7 +108,6 @@ class HistoryPanel(QObject):
         window.controller.job_finished.connect(self.save)
         QApplication.instance().aboutToQuit.connect(self.close)
         self.opened.connect(self._opened, Qt.ConnectionType.QueuedConnection)
-        self._saved_for.connect(lambda then, lineage: then(lineage), Qt.ConnectionType.QueuedConnection)
         threading.Thread(target=self._open, args=(root,), name="history-open", daemon=True).start()
 
     def _open(self, root: Path | str | None) -> None:
@@ -143,6 +142,8 @@ class HistoryPanel(QObject):
         self.saver = HistorySaver(store)
         self.saver.saved.connect(self._show_saved)
         self.saver.failed.connect(self.window.report)
+        for ended in (self.saver.saved, self.saver.failed):
+            ended.connect(lambda *_args: self._answer_awaiting())
         gallery.problem.connect(self.window.report)
         gallery.reuse_fields.connect(self._reuse_shown)
         gallery.reuse_seed.connect(lambda seed: self.window.apply_fields({"seed": seed}))
@@ -238,12 +239,11 @@ class HistoryPanel(QObject):
         """then(lineage id): a result's file once its save has ended (a result upscaled right
         after it finished still gets its parent), or a file of this history by its path."""
         if isinstance(picture, ResultImage):
-            saver = self.saver
-            save = saver.saves.get(picture) if saver is not None else None
-            if saver is None or save is None:
-                then(None)
+            save = self.saver.saves.get(picture) if self.saver is not None else None
+            if save is None or save.done():
+                then(self.saver.files.get(picture) if self.saver is not None else None)
             else:
-                save.add_done_callback(lambda _save: self._saved_for.emit(then, saver.files.get(picture)))
+                self._awaiting.append((picture, save, then))
             return
         if self.store is None:
             then(None)
@@ -252,6 +252,15 @@ class HistoryPanel(QObject):
             then(Path(picture).resolve().relative_to(self.store.root.resolve()).as_posix())
         except ValueError:
             then(None)
+
+    def _answer_awaiting(self) -> None:
+        """A save ended (UI thread): answer the lineage asked of the results it wrote."""
+        waiting, self._awaiting = self._awaiting, []
+        for picture, save, then in waiting:
+            if save.done():
+                then(self.saver.files.get(picture) if self.saver is not None else None)
+            else:
+                self._awaiting.append((picture, save, then))
 
     def _file_of(self, image_id: int) -> str | None:
         """The lineage id of a history image: its file, stable across index rebuilds."""

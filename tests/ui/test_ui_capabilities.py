@@ -26,7 +26,7 @@ class SwitchedBackend:
         return Capabilities(name, ("Euler",), frozenset(Family), frozenset())
 
 
-def test_capabilities_are_asked_on_a_thread_and_a_switch_drops_the_old_backends_answer(qtbot):
+def test_capabilities_are_asked_on_a_thread_and_a_switch_drops_the_old_backends_answer(qtbot, qloop):
     backend = SwitchedBackend()
     controller = GenerationController(lambda: backend)
     changed: list[Capabilities] = []
