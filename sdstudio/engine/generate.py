@@ -132,11 +132,9 @@ def _call_kwargs(
 def _extra_network_notices(request: GenerationRequest) -> list[str]:
     """Tags of other A1111 extensions (`<hypernet:…>`, …) name files, not words: the encoder
     never reads them, and the person is told they had no effect rather than left to guess."""
-    from sdstudio.engine.networks import NetworkKind, parse_tags
+    from sdstudio.engine.networks import NetworkKind, request_tags
 
-    prompt = request.prompt
-    tags = [tag.text for text in (prompt.prompt, prompt.negative_prompt) for tag in parse_tags(text)
-            if tag.kind != NetworkKind.LORA.value]
+    tags = [tag.text for tag in request_tags(request) if tag.kind != NetworkKind.LORA.value]
     if not tags:
         return []
     return [f"{', '.join(tags)}: only LoRA tags load here; these were left out."]

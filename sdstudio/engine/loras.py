@@ -29,7 +29,7 @@ from sdstudio.engine.networks import (
     NetworkKind,
     NetworkNotFound,
     find_network,
-    parse_tags,
+    request_tags,
     short_hash,
 )
 from sdstudio.engine.request import Family, GenerationRequest
@@ -70,9 +70,7 @@ class _Wanted:
 
 def lora_tags(request: GenerationRequest) -> list[tuple[str, float, float]]:
     """(name, text-encoder weight, UNet weight) of each LoRA tag of the prompts, in order."""
-    prompt = request.prompt
-    tags = [t for text in (prompt.prompt, prompt.negative_prompt) for t in parse_tags(text)]
-    return [(t.name, t.weight, t.unet_weight) for t in tags if t.kind == NetworkKind.LORA.value]
+    return [(t.name, t.weight, t.unet_weight) for t in request_tags(request) if t.kind == NetworkKind.LORA.value]
 
 
 def apply_loras(model: LoadedModel, pipe: Any, request: GenerationRequest, folder: Path) -> tuple[UsedNetwork, ...]:

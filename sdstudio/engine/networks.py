@@ -28,6 +28,7 @@ from sdstudio.engine.families import PICKLE_SUFFIXES
 
 if TYPE_CHECKING:
     from sdstudio.engine.events import UsedNetwork
+    from sdstudio.engine.request import GenerationRequest
 
 SAFE_SUFFIX = ".safetensors"
 PREVIEW_SUFFIXES = (".preview.png", ".png", ".jpg", ".jpeg", ".webp")
@@ -253,6 +254,13 @@ class NetworkTag:
     weight: float = 1.0  # text encoder
     unet_weight: float = 1.0
     text: str = ""  # the tag as written
+
+
+def request_tags(request: GenerationRequest) -> list[NetworkTag]:
+    """The extra-network tags of both of a request's prompts, in order: A1111 applies a tag
+    in the negative prompt too."""
+    prompt = request.prompt
+    return [tag for text in (prompt.prompt, prompt.negative_prompt) for tag in parse_tags(text)]
 
 
 def parse_tags(prompt: str) -> list[NetworkTag]:

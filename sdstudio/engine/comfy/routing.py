@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from sdstudio.engine.backend import Backend, Callback, Capabilities, JobHandle, ServerState, Upscale
 from sdstudio.engine.comfy.backend import ComfyBackend
 from sdstudio.engine.events import OUTCOMES, Cancelled, Event, JobKind, JobState, is_last_event
-from sdstudio.engine.networks import find_listed, parse_tags
+from sdstudio.engine.networks import find_listed, request_tags
 from sdstudio.engine.request import GenerationRequest, ModelInfo, ModelRef
 
 log = logging.getLogger(__name__)
@@ -243,14 +243,12 @@ class MultiBackend:
     @staticmethod
     def _has_addons(server: ComfyBackend, job: MultiJob) -> bool:
         vae = job.model_ref.vae
-        if vae and find_listed(server.capabilities().vaes, vae) is None:
-            return False
-        if job.request is None:
-            return True
-        prompt = job.request.prompt
-        tags = [t for text in (prompt.prompt, prompt.negative_prompt) for t in parse_tags(text) if t.kind == "lora"]
-        names = server.capabilities().loras if tags else ()
-        return all(find_listed(names, tag.name) is not None for tag in tags)
+        tags = [t for t in request_tags(job.request) if t.kind == "lora"] if job.request is not None else []
+        if not vae and not tags:
+            return True  # nothing to look up: a server not answering yet is not waited for
+        capabilities = server.capabilities()
+        return (not vae or find_listed(capabilities.vaes, vae) is not None) and all(
+            find_listed(capabilities.loras, tag.name) is not None for tag in tags)
 
     def _has(self, server: ComfyBackend, ref: ModelRef) -> bool:
         names = self._models.get(server) or {m.source for m in server.list_models()}

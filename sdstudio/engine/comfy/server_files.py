@@ -15,7 +15,7 @@ from sdstudio.engine.networks import (
     find_listed,
     listed_name,
     not_found_message,
-    parse_tags,
+    request_tags,
 )
 from sdstudio.engine.request import GenerationRequest, ModelRef
 
@@ -33,8 +33,7 @@ class ServerFiles:
         A1111 and the local engine read them), and a notice per other tag (hypernetworks and the
         like run nowhere here). A name the server lacks, even after a fresh look, fails the job
         naming the server and close matches."""
-        prompt = request.prompt
-        tags = [tag for text in (prompt.prompt, prompt.negative_prompt) for tag in parse_tags(text)]
+        tags = request_tags(request)
         loras = []
         for tag in (t for t in tags if t.kind == "lora"):
             found, names = self._listed(server_loras, tag.name)
