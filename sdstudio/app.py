@@ -162,20 +162,18 @@ def open_studio(args: list[str]) -> Studio:
 
 
 async def _load_first_model(window: MainWindow, url: str) -> None:
-    """After a switch: the server's first checkpoint (the built-in model for this computer),
-    and the samplers the new backend runs. The listing is asked on a thread."""
+    """After a switch: the server's first checkpoint (the built-in model for this computer).
+    The listing is asked on a thread; the new backend's samplers follow its capabilities
+    (`GenerationController.capabilities_changed`)."""
     import asyncio
 
     from sdstudio.engine.request import BUILTIN_MODEL, ModelRef
 
     backend = window.controller.jobs.backend
-    models, capabilities = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: (backend.list_models(), backend.capabilities())
-    )
+    models = await asyncio.get_running_loop().run_in_executor(None, backend.list_models)
     if url and not models:
         window.report(f"The server at {url} lists no checkpoints, or cannot be reached.", cause="server")
         return
-    window.params.set_samplers(list(capabilities.samplers))
     window.load_model(models[0] if url else ModelRef(BUILTIN_MODEL))
 
 

@@ -240,10 +240,11 @@ class HistoryPanel(QObject):
         after it finished still gets its parent), or a file of this history by its path."""
         if isinstance(picture, ResultImage):
             save = self.saver.saves.get(picture) if self.saver is not None else None
-            if save is None or save.done():
-                then(self.saver.files.get(picture) if self.saver is not None else None)
+            if save is None:
+                then(None)  # never given to this history
             else:
                 self._awaiting.append((picture, save, then))
+                self._answer_awaiting()
             return
         if self.store is None:
             then(None)
@@ -254,7 +255,7 @@ class HistoryPanel(QObject):
             then(None)
 
     def _answer_awaiting(self) -> None:
-        """A save ended (UI thread): answer the lineage asked of the results it wrote."""
+        """Answer the lineage asked of results whose save has ended (UI thread)."""
         waiting, self._awaiting = self._awaiting, []
         for picture, save, then in waiting:
             if save.done():

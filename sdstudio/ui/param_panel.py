@@ -58,8 +58,9 @@ class ListedCombo(QComboBox):
         self.lister: Callable[[], Sequence[str]] = lambda: ()
         self.addItems(self._choices)
 
-    def refresh(self) -> None:
-        current = self.currentText()
+    def refresh(self, current: str | None = None) -> None:
+        """List the names again, then choose `current` (default: what is chosen now)."""
+        current = self.currentText() if current is None else current
         names = [n for n in dict.fromkeys(self.lister()) if n not in self._choices]
         if current not in (*self._choices, *names):
             names.append(current)
@@ -73,10 +74,9 @@ class ListedCombo(QComboBox):
 
     def set_value(self, text: str) -> None:
         if self.findText(text) < 0:
-            if self.count() == len(self._choices):
-                self.insertSeparator(self.count())
-            self.addItem(text)
-        self.setCurrentText(text)
+            self.refresh(text)
+        else:
+            self.setCurrentText(text)
 
     def showPopup(self) -> None:
         self.refresh()
