@@ -79,8 +79,10 @@ ImageProvider = Callable[[], "tuple[Image | None, Image | None]"]
 # of tabs, so the image keeps at least half the width (parameters ~350 px, history ~400 px).
 SIDE_DOCK = 300
 WIDE_LAYOUT = 1600
-# The window's size at first start, where the screen has room for it (else it starts maximised).
+# The window's size at first start, where the screen has room for it and for the title bar and
+# borders a window manager adds around it (FRAME_ROOM, at most); else it starts maximised.
 FIRST_SIZE = QSize(1280, 860)
+FRAME_ROOM = QSize(16, 48)
 
 NO_MODEL_HELP = "Use Model ▸ Open model folder… or Open .safetensors… to load one."
 
@@ -447,7 +449,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(QByteArray.fromBase64(settings.window_geometry.encode()))
         else:
             room = self.screen().availableGeometry().size()
-            if room.width() < FIRST_SIZE.width() or room.height() < FIRST_SIZE.height():
+            needed = FIRST_SIZE + FRAME_ROOM
+            if room.width() < needed.width() or room.height() < needed.height():
                 # resize() sizes the inside of the window: its title bar and borders come on
                 # top, so on a small screen the status bar would sit below the screen's edge.
                 # Maximised, the window manager fits the whole frame into the free area.

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SHOW_AND_MEASURE = """
@@ -35,12 +37,13 @@ with studio.loop:
 """
 
 
-def test_first_start_on_a_1024x700_screen_fits_the_window_and_its_status_bar(tmp_path):
+@pytest.mark.parametrize(("width", "height"), [(1024, 700), (1280, 860)])  # the second: the first size exactly
+def test_first_start_on_a_small_screen_fits_the_window_and_its_status_bar(tmp_path, width, height):
     screens = tmp_path / "screens.json"
     screens.write_text(json.dumps({
         "synchronousWindowSystem": True,
         "windowFrameMargins": True,
-        "screens": [{"name": "small", "x": 0, "y": 0, "width": 1024, "height": 700,
+        "screens": [{"name": "small", "x": 0, "y": 0, "width": width, "height": height,
                      "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}],
     }))
     env = os.environ | {"QT_QPA_PLATFORM": f"offscreen:configfile={screens}", "HF_HUB_OFFLINE": "1"}
@@ -51,7 +54,7 @@ def test_first_start_on_a_1024x700_screen_fits_the_window_and_its_status_bar(tmp
     words = out.stdout.split()
     assert "room" in words, out.stdout + out.stderr
     room_w, room_h, x, y, w, h, bottom = (int(words[i]) for i in (1, 2, 4, 5, 6, 7, 10))
-    assert (room_w, room_h) == (1024, 700)
+    assert (room_w, room_h) == (width, height)
     assert x >= 0 and y >= 0 and x + w <= room_w and y + h <= room_h, out.stdout
     assert bottom < room_h, out.stdout
 
